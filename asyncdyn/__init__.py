@@ -1,0 +1,80 @@
+"""asyncdyn: an asyncio engine for Amazon DynamoDB, built for throughput."""
+
+from .client import Client, Table
+from .credentials import Credentials, CredentialsProvider
+from .errors import (
+    AccessDenied,
+    AsyncDynError,
+    CancellationReason,
+    ChecksumMismatch,
+    ConditionalCheckFailed,
+    ConfigurationError,
+    InvalidCursor,
+    InvalidExpression,
+    InvalidItem,
+    RequestTimeout,
+    ResourceInUse,
+    RetriesExhausted,
+    ServerError,
+    ServiceError,
+    TableNotFound,
+    Throttled,
+    TransactionCanceled,
+    TransactionConflict,
+    TransactionInProgress,
+    TransportError,
+    UnprocessedItemsError,
+    UnprocessedKeysError,
+    ValidationError,
+)
+from .expressions import Attr, Condition, Key, KeyCondition, Update
+from .paging import Page
+from .retry import RetryPolicy
+from .schema import GlobalIndex, KeySchema, LocalIndex
+from .stats import StatsSnapshot
+from .transport import HttpResponse, Transport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "AsyncDynError",
+    "Attr",
+    "CancellationReason",
+    "ChecksumMismatch",
+    "Client",
+    "Condition",
+    "ConditionalCheckFailed",
+    "ConfigurationError",
+    "Credentials",
+    "CredentialsProvider",
+    "GlobalIndex",
+    "HttpResponse",
+    "InvalidCursor",
+    "InvalidExpression",
+    "InvalidItem",
+    "Key",
+    "KeyCondition",
+    "KeySchema",
+    "LocalIndex",
+    "Page",
+    "RequestTimeout",
+    "ResourceInUse",
+    "RetriesExhausted",
+    "RetryPolicy",
+    "ServerError",
+    "ServiceError",
+    "StatsSnapshot",
+    "Table",
+    "TableNotFound",
+    "Throttled",
+    "TransactionCanceled",
+    "TransactionConflict",
+    "TransactionInProgress",
+    "Transport",
+    "TransportError",
+    "UnprocessedItemsError",
+    "UnprocessedKeysError",
+    "Update",
+    "ValidationError",
+]

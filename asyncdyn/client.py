@@ -1,0 +1,685 @@
+"""``Client`` and ``Table``: the typed façade. It builds requests; the dispatcher does the I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal
+
+import orjson
+
+from .credentials import (
+    Credentials,
+    CredentialsProvider,
+    credentials_provider,
+    resolve_endpoint,
+    resolve_region,
+)
+from .errors import ConfigurationError, TableNotFound
+from .expressions import Attr, Condition, KeyCondition, Placeholders, Update
+from .marshal import NumberMode, decoder, encode_item, encode_key
+from .paging import CursorCodec, FetchPage, ItemIterator, Page, WireKey, collect_page
+from .retry import RetryPolicy
+from .schema import (
+    BillingMode,
+    GlobalIndex,
+    KeySchema,
+    KeySpec,
+    LocalIndex,
+    StreamView,
+    create_table_request,
+)
+from .signing import SigV4Signer
+from .stats import StatsSnapshot
+from .transport import AiohttpTransport, Dispatcher, Transport, endpoint_host
+
+__all__ = ["Client", "Table"]
+
+Item = dict[str, Any]
+ConditionArg = Condition | str | None
+Attributes = Iterable[str | Attr] | None
+ReturnValues = Literal["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"]
+ReturnOnFailure = Literal["NONE", "ALL_OLD"]
+ConsumedCapacityMode = Literal["NONE", "TOTAL", "INDEXES"]
+
+_NUMBER_MODES = ("auto", "decimal", "float")
+_WRITE_RETURNS = ("NONE", "ALL_OLD")
+_UPDATE_RETURNS = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
+# Fields that move a listing along rather than define it; everything else binds a cursor.
+_PAGING_FIELDS = ("ExclusiveStartKey", "Limit", "ReturnConsumedCapacity")
+_DEFAULT_CURSOR_KEY = b"asyncdyn cursor v1"
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _expressions(
+    request: dict[str, Any],
+    *,
+    key_condition: KeyCondition | str | None = None,
+    condition: ConditionArg = None,
+    filter: ConditionArg = None,
+    update: Update | str | None = None,
+    attributes: Attributes = None,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> None:
+    """Add the expressions of a request, with one shared set of placeholders."""
+    ph = Placeholders(names, values)
+    if key_condition is not None:
+        request["KeyConditionExpression"] = ph.key_condition(key_condition)
+    if update is not None:
+        request["UpdateExpression"] = ph.update(update)
+    if condition is not None:
+        request["ConditionExpression"] = ph.condition(condition)
+    if filter is not None:
+        request["FilterExpression"] = ph.condition(filter)
+    if attributes is not None:
+        request["ProjectionExpression"] = ph.projection(attributes)
+    ph.apply(request)
+
+
+class Client:
+    """An asyncio DynamoDB client: one pooled connection set, one in-flight limit, one retry policy.
+
+    Example::
+
+        async with Client(region="us-east-1", endpoint_url="http://localhost:8000") as db:
+            orders = db.table("MyTable")
+            await orders.put({"PK": "CUSTOMER#123", "SK": "ORDER#456", "total": 99.99})
+            item = await orders.get({"PK": "CUSTOMER#123", "SK": "ORDER#456"})
+
+    Args:
+        region: AWS region; default from the environment / AWS config (``AWS_REGION``...).
+        endpoint_url: default ``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL``, the AWS
+            config, then the public endpoint of the region.
+        credentials: a ``Credentials``, an ``(access_key, secret_key[, token])`` tuple, a
+            ``CredentialsProvider``, or ``None`` for the standard AWS provider chain (env,
+            profiles, SSO, web identity, container and instance metadata), refreshed before expiry.
+        max_concurrency: requests in flight at once, for all operations of this client; the
+            connection pool is sized to match.
+        retry: the ``RetryPolicy`` of each logical operation.
+        timeout: seconds one request may take before it is abandoned (and retried); ``None``
+            leaves only the transport's 60 s read timeout and the policy's deadline.
+        numbers: how N values decode: ``"auto"`` (int when integral, else Decimal),
+            ``"decimal"`` or ``"float"``.
+        consumed_capacity: ask DynamoDB for ``ReturnConsumedCapacity`` and add it up in
+            ``stats()``.
+        cursor_key: secret bytes that make page cursors unforgeable (the default key only
+            detects alteration and cursors of another query).
+        profile: the AWS config profile to read region, endpoint and credentials from.
+        transport: a ``Transport`` to use instead of the pooled aiohttp one (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: CredentialsProvider
+        | Credentials
+        | tuple[str, str]
+        | tuple[str, str, str | None]
+        | None = None,
+        max_concurrency: int = 64,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        numbers: NumberMode = "auto",
+        consumed_capacity: ConsumedCapacityMode = "NONE",
+        cursor_key: bytes | None = None,
+        profile: str | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ConfigurationError("max_concurrency must be at least 1")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError("timeout must be positive or None")
+        _check_choice("numbers", numbers, _NUMBER_MODES)
+        _check_choice("consumed_capacity", consumed_capacity, ("NONE", "TOTAL", "INDEXES"))
+        self.region = resolve_region(region, profile=profile)
+        self.endpoint_url = resolve_endpoint(endpoint_url, self.region, profile=profile)
+        host = endpoint_host(self.endpoint_url)
+        if transport is None:
+            transport = AiohttpTransport(self.endpoint_url, max_connections=max_concurrency)
+        self.max_concurrency = max_concurrency
+        self._decoder = decoder(numbers)
+        self._dispatcher = Dispatcher(
+            transport,
+            signer=SigV4Signer(region=self.region, host=host),
+            credentials=credentials_provider(credentials, profile=profile),
+            host=host,
+            decoder=self._decoder,
+            retry=retry if retry is not None else RetryPolicy(),
+            limiter=asyncio.Semaphore(max_concurrency),
+            timeout=timeout,
+        )
+        self._consumed_capacity = None if consumed_capacity == "NONE" else consumed_capacity
+        self._cursors = CursorCodec(cursor_key or _DEFAULT_CURSOR_KEY)
+        self._tables: dict[str, Table] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Client(region={self.region!r}, endpoint_url={self.endpoint_url!r})"
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every pooled connection. The client cannot be used afterwards."""
+        self._closed = True
+        await self._dispatcher.transport.close()
+
+    def table(self, name: str) -> Table:
+        """The ``Table`` named ``name`` (no request is made)."""
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = Table(self, name)
+        return table
+
+    def stats(self) -> StatsSnapshot:
+        """A snapshot of this client's counters."""
+        return self._dispatcher.stats.snapshot()
+
+    async def call(self, operation: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Send any DynamoDB operation with a raw wire payload; returns the raw answer.
+
+        The escape hatch for operations the typed API does not cover; it still goes through
+        the limiter, signing, checksums, error mapping and retries.
+        """
+        return await self._dispatcher.call(operation, payload)
+
+    # -- control plane -------------------------------------------------------------------
+
+    async def create_table(
+        self,
+        name: str,
+        *,
+        partition_key: KeySpec,
+        sort_key: KeySpec | None = None,
+        indexes: Iterable[GlobalIndex | LocalIndex] = (),
+        billing: BillingMode = "PAY_PER_REQUEST",
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        stream: StreamView | None = None,
+        wait: bool = True,
+    ) -> Table:
+        """Create a table (and its indexes); with ``wait``, return once it is ACTIVE.
+
+        Keys are ``"PK"`` (a string key) or ``("PK", "N")``. Example::
+
+            await db.create_table("Shop", partition_key="PK", sort_key="SK",
+                                  indexes=[GlobalIndex("GSI1", "GSI1PK", "GSI1SK")])
+        """
+        request = create_table_request(
+            name,
+            partition_key=partition_key,
+            sort_key=sort_key,
+            indexes=list(indexes),
+            billing=billing,
+            read_capacity=read_capacity,
+            write_capacity=write_capacity,
+            stream=stream,
+        )
+        await self._dispatcher.call("CreateTable", request)
+        table = self.table(name)
+        if wait:
+            await table.wait_until_active()
+        return table
+
+    async def delete_table(self, name: str, *, wait: bool = True, timeout: float = 120.0) -> None:
+        """Delete a table; with ``wait``, return once DynamoDB no longer knows it."""
+        await self._dispatcher.call("DeleteTable", {"TableName": name})
+        self._tables.pop(name, None)
+        if wait:
+            await _poll(
+                lambda: self._gone(name), timeout, f"table {name!r} still exists after {timeout}s"
+            )
+
+    async def _gone(self, name: str) -> bool:
+        try:
+            await self._dispatcher.call("DescribeTable", {"TableName": name})
+        except TableNotFound:
+            return True
+        return False
+
+    async def list_tables(self) -> list[str]:
+        """The names of all tables in the region (every page)."""
+        names: list[str] = []
+        request: dict[str, Any] = {}
+        while True:
+            data = await self._dispatcher.call("ListTables", request)
+            names.extend(data.get("TableNames", ()))
+            last = data.get("LastEvaluatedTableName")
+            if not last:
+                return names
+            request = {"ExclusiveStartTableName": last}
+
+
+async def _poll(check: Any, timeout: float, message: str) -> None:
+    """Call ``check()`` with growing pauses until it is true, or raise ``TimeoutError``."""
+    deadline = time.monotonic() + timeout
+    pause = 0.02
+    while not await check():
+        if time.monotonic() + pause > deadline:
+            raise TimeoutError(message)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
+class Table:
+    """Operations on one table. Get one from ``Client.table(name)``; it holds no connection."""
+
+    __slots__ = ("_call", "_client", "_decode", "_decode_items", "_key_schema", "name")
+
+    def __init__(self, client: Client, name: str) -> None:
+        self._client = client
+        self.name = name
+        self._call = client._dispatcher.call
+        self._decode = client._decoder.item
+        self._decode_items = client._decoder.items
+        self._key_schema: KeySchema | None = None
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r})"
+
+    def _request(self, **fields: Any) -> dict[str, Any]:
+        request: dict[str, Any] = {"TableName": self.name, **fields}
+        if self._client._consumed_capacity is not None:
+            request["ReturnConsumedCapacity"] = self._client._consumed_capacity
+        return request
+
+    # -- single items --------------------------------------------------------------------
+
+    async def get(
+        self,
+        key: Mapping[str, Any],
+        *,
+        consistent: bool = False,
+        attributes: Attributes = None,
+    ) -> Item | None:
+        """The item with this primary key, or ``None``.
+
+        ``attributes`` limits the answer to those attributes (names or ``Attr`` paths).
+        """
+        request = self._request(Key=encode_key(key))
+        if consistent:
+            request["ConsistentRead"] = True
+        if attributes is not None:
+            _expressions(request, attributes=attributes)
+        data = await self._call("GetItem", request)
+        item = data.get("Item")
+        return None if item is None else self._decode(item)
+
+    async def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: ConditionArg = None,
+        returns: Literal["NONE", "ALL_OLD"] = "NONE",
+        returns_on_failure: ReturnOnFailure = "NONE",
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> Item | None:
+        """Write an item whole, replacing any item with the same key.
+
+        Returns the replaced item when ``returns="ALL_OLD"`` (``None`` if there was none).
+        A false ``condition`` raises ``ConditionalCheckFailed``; with
+        ``returns_on_failure="ALL_OLD"`` its ``.item`` is the item that failed it.
+        """
+        request = self._request(Item=encode_item(item))
+        return await self._write(
+            "PutItem",
+            request,
+            condition,
+            returns,
+            _WRITE_RETURNS,
+            returns_on_failure,
+            names,
+            values,
+        )
+
+    async def update(
+        self,
+        key: Mapping[str, Any],
+        update: Update | str,
+        *,
+        condition: ConditionArg = None,
+        returns: ReturnValues = "NONE",
+        returns_on_failure: ReturnOnFailure = "NONE",
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> Item | None:
+        """Change some attributes of an item (creating it if needed).
+
+        ``update`` combines actions with ``&``: ``Attr("status").set("SHIPPED") &
+        Attr("views").add(1)``, or is a raw UpdateExpression with ``names``/``values``.
+        ``returns`` is one of NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW.
+        """
+        request = self._request(Key=encode_key(key))
+        _expressions(request, update=update, condition=condition, names=names, values=values)
+        return await self._write(
+            "UpdateItem", request, None, returns, _UPDATE_RETURNS, returns_on_failure, None, None
+        )
+
+    async def delete(
+        self,
+        key: Mapping[str, Any],
+        *,
+        condition: ConditionArg = None,
+        returns: Literal["NONE", "ALL_OLD"] = "NONE",
+        returns_on_failure: ReturnOnFailure = "NONE",
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> Item | None:
+        """Delete the item with this key (no error if there is none)."""
+        request = self._request(Key=encode_key(key))
+        return await self._write(
+            "DeleteItem",
+            request,
+            condition,
+            returns,
+            _WRITE_RETURNS,
+            returns_on_failure,
+            names,
+            values,
+        )
+
+    async def _write(
+        self,
+        operation: str,
+        request: dict[str, Any],
+        condition: ConditionArg,
+        returns: str,
+        allowed: tuple[str, ...],
+        returns_on_failure: str,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> Item | None:
+        _check_choice("returns", returns, allowed)
+        _check_choice("returns_on_failure", returns_on_failure, _WRITE_RETURNS)
+        if condition is not None or names or values:
+            _expressions(request, condition=condition, names=names, values=values)
+        if returns != "NONE":
+            request["ReturnValues"] = returns
+        if returns_on_failure != "NONE":
+            request["ReturnValuesOnConditionCheckFailure"] = returns_on_failure
+        data = await self._call(operation, request)
+        attributes = data.get("Attributes")
+        return None if attributes is None else self._decode(attributes)
+
+    # -- query and scan ------------------------------------------------------------------
+
+    def _listing(
+        self,
+        *,
+        key_condition: KeyCondition | str | None,
+        index: str | None,
+        filter: ConditionArg,
+        attributes: Attributes,
+        descending: bool,
+        consistent: bool,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        request = self._request()
+        if index is not None:
+            request["IndexName"] = index
+        if descending:
+            request["ScanIndexForward"] = False
+        if consistent:
+            request["ConsistentRead"] = True
+        _expressions(
+            request,
+            key_condition=key_condition,
+            filter=filter,
+            attributes=attributes,
+            names=names,
+            values=values,
+        )
+        return request
+
+    def _fetcher(self, operation: str, base: dict[str, Any]) -> FetchPage:
+        call = self._call
+        decode_items = self._decode_items
+
+        async def fetch(
+            start_key: WireKey | None, limit: int | None
+        ) -> tuple[list[Item], WireKey | None]:
+            request = base
+            if start_key is not None or limit is not None:
+                request = dict(base)
+                if start_key is not None:
+                    request["ExclusiveStartKey"] = start_key
+                if limit is not None:
+                    request["Limit"] = limit
+            data = await call(operation, request)
+            return decode_items(data.get("Items") or []), data.get("LastEvaluatedKey") or None
+
+        return fetch
+
+    @staticmethod
+    def _scope(operation: str, request: Mapping[str, Any]) -> bytes:
+        defining = {k: v for k, v in request.items() if k not in _PAGING_FIELDS}
+        return operation.encode() + orjson.dumps(defining, option=orjson.OPT_SORT_KEYS)
+
+    def query(
+        self,
+        key_condition: KeyCondition | str,
+        *,
+        index: str | None = None,
+        filter: ConditionArg = None,
+        attributes: Attributes = None,
+        limit: int | None = None,
+        descending: bool = False,
+        consistent: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> ItemIterator:
+        """Every item matching ``key_condition``, in sort-key order, page after page.
+
+        ``async for item in table.query(Key("PK").eq("A") & Key("SK").begins_with("B"))``.
+        The next page is fetched while the current one is consumed. ``limit`` caps the items
+        yielded (not DynamoDB's evaluation limit). Leaving the loop early is fine; ``async
+        with table.query(...) as items`` also cancels the prefetch at once.
+        """
+        _check_limit(limit)
+        request = self._listing(
+            key_condition=key_condition,
+            index=index,
+            filter=filter,
+            attributes=attributes,
+            descending=descending,
+            consistent=consistent,
+            names=names,
+            values=values,
+        )
+        return ItemIterator(self._fetcher("Query", request), limit=limit)
+
+    async def query_page(
+        self,
+        key_condition: KeyCondition | str,
+        *,
+        index: str | None = None,
+        filter: ConditionArg = None,
+        attributes: Attributes = None,
+        limit: int | None = None,
+        descending: bool = False,
+        consistent: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        """One page of a query, and the ``cursor`` for the next one (``None`` at the end).
+
+        With ``limit``, the page holds up to ``limit`` items (reading on past items a filter
+        drops); without, it is one server page (up to 1 MB read). A cursor only fits the
+        same query: another table, index, condition or order raises ``InvalidCursor``.
+        """
+        _check_limit(limit)
+        request = self._listing(
+            key_condition=key_condition,
+            index=index,
+            filter=filter,
+            attributes=attributes,
+            descending=descending,
+            consistent=consistent,
+            names=names,
+            values=values,
+        )
+        return await self._page("Query", request, limit, cursor)
+
+    def scan(
+        self,
+        *,
+        filter: ConditionArg = None,
+        attributes: Attributes = None,
+        index: str | None = None,
+        limit: int | None = None,
+        consistent: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> ItemIterator:
+        """Every item of the table (or index), page after page, prefetching the next page."""
+        _check_limit(limit)
+        request = self._listing(
+            key_condition=None,
+            index=index,
+            filter=filter,
+            attributes=attributes,
+            descending=False,
+            consistent=consistent,
+            names=names,
+            values=values,
+        )
+        return ItemIterator(self._fetcher("Scan", request), limit=limit)
+
+    async def scan_page(
+        self,
+        *,
+        filter: ConditionArg = None,
+        attributes: Attributes = None,
+        index: str | None = None,
+        limit: int | None = None,
+        consistent: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        """One page of a scan and the cursor of the next; see ``query_page``."""
+        _check_limit(limit)
+        request = self._listing(
+            key_condition=None,
+            index=index,
+            filter=filter,
+            attributes=attributes,
+            descending=False,
+            consistent=consistent,
+            names=names,
+            values=values,
+        )
+        return await self._page("Scan", request, limit, cursor)
+
+    async def _page(
+        self, operation: str, request: dict[str, Any], limit: int | None, cursor: str | None
+    ) -> Page:
+        codec = self._client._cursors
+        scope = self._scope(operation, request)
+        start_key = codec.decode(scope, cursor)
+        items, last_key = await collect_page(self._fetcher(operation, request), start_key, limit)
+        return Page(items, codec.encode(scope, last_key))
+
+    async def count(
+        self,
+        key_condition: KeyCondition | str | None = None,
+        *,
+        index: str | None = None,
+        filter: ConditionArg = None,
+        consistent: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> int:
+        """How many items match (a query with ``key_condition``, else a scan), every page."""
+        operation = "Scan" if key_condition is None else "Query"
+        request = self._listing(
+            key_condition=key_condition,
+            index=index,
+            filter=filter,
+            attributes=None,
+            descending=False,
+            consistent=consistent,
+            names=names,
+            values=values,
+        )
+        request["Select"] = "COUNT"
+        total = 0
+        while True:
+            data = await self._call(operation, request)
+            total += int(data.get("Count", 0))
+            last_key = data.get("LastEvaluatedKey")
+            if not last_key:
+                return total
+            request = {**request, "ExclusiveStartKey": last_key}
+
+    # -- control plane -------------------------------------------------------------------
+
+    async def describe(self) -> dict[str, Any]:
+        """DescribeTable's ``Table`` description, as DynamoDB returns it."""
+        data = await self._call("DescribeTable", {"TableName": self.name})
+        table: dict[str, Any] = data["Table"]
+        self._key_schema = KeySchema.from_description(table)
+        return table
+
+    async def key_schema(self) -> KeySchema:
+        """The key attribute names of the table and its indexes (described once, then cached)."""
+        if self._key_schema is None:
+            await self.describe()
+            assert self._key_schema is not None
+        return self._key_schema
+
+    async def wait_until_active(self, timeout: float = 120.0) -> None:
+        """Return once the table and all its global indexes are ACTIVE."""
+
+        async def active() -> bool:
+            try:
+                table = await self.describe()
+            except TableNotFound:
+                return False
+            indexes = table.get("GlobalSecondaryIndexes") or ()
+            return table.get("TableStatus") == "ACTIVE" and all(
+                index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes
+            )
+
+        await _poll(active, timeout, f"table {self.name!r} not ACTIVE after {timeout}s")
+
+    async def enable_ttl(self, attribute: str) -> None:
+        """Have DynamoDB delete items once the epoch seconds in ``attribute`` have passed."""
+        await self._call(
+            "UpdateTimeToLive",
+            {
+                "TableName": self.name,
+                "TimeToLiveSpecification": {"Enabled": True, "AttributeName": attribute},
+            },
+        )
+
+    async def describe_ttl(self) -> dict[str, Any]:
+        """The table's ``TimeToLiveDescription`` (status and attribute name)."""
+        data = await self._call("DescribeTimeToLive", {"TableName": self.name})
+        description: dict[str, Any] = data.get("TimeToLiveDescription", {})
+        return description
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ConfigurationError(f"limit must be a positive int or None, not {limit!r}")

@@ -1,0 +1,273 @@
+"""The exception tree, and the one table from DynamoDB's ``__type`` to a class.
+
+::
+
+    AsyncDynError                          everything asyncdyn raises on purpose
+    ├── InvalidItem (ValueError)           a value cannot be sent; raised before any I/O
+    ├── InvalidExpression (ValueError)     a malformed condition/update/projection; before any I/O
+    ├── InvalidCursor (ValueError)         a page cursor that is tampered with or from another query
+    ├── ConfigurationError (ValueError)    a bad Client / RetryPolicy argument
+    ├── TransportError                     the request did not get a readable answer (retryable)
+    │   ├── RequestTimeout (TimeoutError)  no answer within the timeout
+    │   └── ChecksumMismatch               x-amz-crc32 does not match the body
+    ├── ServiceError                       DynamoDB answered with an error; .code .message .status
+    │   ├── ValidationError                ValidationException
+    │   ├── ConditionalCheckFailed         .item: the current item when it was asked for
+    │   ├── TransactionCanceled            .reasons: one CancellationReason per action, in order
+    │   ├── TransactionConflict
+    │   ├── TableNotFound                  ResourceNotFoundException
+    │   ├── ResourceInUse
+    │   ├── AccessDenied                   bad or expired credentials, missing permission
+    │   ├── Throttled                      throttling of any kind (retryable)
+    │   ├── ServerError                    HTTP 5xx, InternalServerError (retryable)
+    │   └── TransactionInProgress          (retryable with the same client token)
+    ├── RetriesExhausted                   attempts or deadline used up; .last_error
+    ├── UnprocessedKeysError               .partial, .unprocessed
+    └── UnprocessedItemsError              .unprocessed
+
+Retryability is a class attribute, so the retry loop and a caller's ``except`` agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+__all__ = [
+    "AccessDenied",
+    "AsyncDynError",
+    "CancellationReason",
+    "ChecksumMismatch",
+    "ConditionalCheckFailed",
+    "ConfigurationError",
+    "InvalidCursor",
+    "InvalidExpression",
+    "InvalidItem",
+    "RequestTimeout",
+    "ResourceInUse",
+    "RetriesExhausted",
+    "ServerError",
+    "ServiceError",
+    "TableNotFound",
+    "Throttled",
+    "TransactionCanceled",
+    "TransactionConflict",
+    "TransactionInProgress",
+    "TransportError",
+    "UnprocessedItemsError",
+    "UnprocessedKeysError",
+    "ValidationError",
+    "error_from_response",
+]
+
+
+class AsyncDynError(Exception):
+    """Root of every exception asyncdyn raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+
+
+class InvalidItem(AsyncDynError, ValueError):
+    """A Python value that cannot be sent to DynamoDB; raised before anything is sent.
+
+    ``path`` names the offending attribute (``order.lines[3].price``), or is empty when the
+    problem is the item as a whole (its size).
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class InvalidExpression(AsyncDynError, ValueError):
+    """A condition, update, key condition or projection that cannot be built."""
+
+
+class InvalidCursor(AsyncDynError, ValueError):
+    """A page cursor that was tampered with, truncated, or made by another query or table."""
+
+
+class ConfigurationError(AsyncDynError, ValueError):
+    """A bad argument to ``Client``, ``RetryPolicy`` or a control-plane call."""
+
+
+class TransportError(AsyncDynError):
+    """The request got no readable answer: connection refused or reset, truncated body."""
+
+    retryable = True
+
+
+class RequestTimeout(TransportError, TimeoutError):
+    """No complete answer within the request timeout or the operation's deadline."""
+
+
+class ChecksumMismatch(TransportError):
+    """The body does not match its ``x-amz-crc32`` header: it was damaged on the way."""
+
+
+class ServiceError(AsyncDynError):
+    """DynamoDB answered with an error.
+
+    ``code`` is the text after ``#`` in ``__type`` (``ProvisionedThroughputExceededException``),
+    ``message`` the server's message, ``status`` the HTTP status and ``body`` the decoded body,
+    kept whole so that an unknown code loses nothing.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int = 400,
+        body: Mapping[str, Any] | None = None,
+        operation: str = "",
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.status = status
+        self.body: Mapping[str, Any] = body if body is not None else {}
+        self.operation = operation
+        where = f" ({operation})" if operation else ""
+        super().__init__(f"{code}{where}: {message}")
+
+
+class ValidationError(ServiceError):
+    """The server refused the request as malformed (``ValidationException``)."""
+
+
+class ConditionalCheckFailed(ServiceError):
+    """A condition expression was false. ``item`` is the current item when it was asked for
+    (``ReturnValuesOnConditionCheckFailure=ALL_OLD``), decoded; otherwise ``None``."""
+
+    item: dict[str, Any] | None = None
+
+
+class CancellationReason:
+    """Why one action of a transaction was cancelled; ``code`` is ``None`` for an action
+    that was fine."""
+
+    __slots__ = ("code", "item", "message")
+
+    def __init__(
+        self, code: str | None, message: str | None = None, item: dict[str, Any] | None = None
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.item = item
+
+    def __repr__(self) -> str:
+        return f"CancellationReason(code={self.code!r}, message={self.message!r})"
+
+
+class TransactionCanceled(ServiceError):
+    """A transaction was cancelled; ``reasons`` holds one entry per action, in order."""
+
+    reasons: Sequence[CancellationReason] = ()
+
+
+class TransactionConflict(ServiceError):
+    """The item is part of a transaction in progress."""
+
+
+class TableNotFound(ServiceError):
+    """The table (or index, or stream) does not exist or is not active yet."""
+
+
+class ResourceInUse(ServiceError):
+    """The table is being created, updated or deleted, or already exists."""
+
+
+class AccessDenied(ServiceError):
+    """The credentials are wrong, expired, or lack a permission."""
+
+
+class Throttled(ServiceError):
+    """DynamoDB asked us to slow down."""
+
+    retryable = True
+
+
+class ServerError(ServiceError):
+    """DynamoDB failed internally (HTTP 5xx). A write may or may not have been applied."""
+
+    retryable = True
+
+
+class TransactionInProgress(ServiceError):
+    """A transaction with the same client token is still being processed."""
+
+    retryable = True
+
+
+class RetriesExhausted(AsyncDynError):
+    """Attempts or the deadline ran out; ``last_error`` is the last retryable error seen."""
+
+    def __init__(self, last_error: BaseException, attempts: int, reason: str = "attempts") -> None:
+        self.last_error = last_error
+        self.attempts = attempts
+        self.reason = reason
+        super().__init__(f"gave up after {attempts} attempt(s) ({reason}): {last_error}")
+
+
+class UnprocessedKeysError(AsyncDynError):
+    """Some keys of a batch read were never answered. ``partial`` is aligned with the input
+    keys (what was fetched; ``None`` elsewhere); ``unprocessed`` lists the keys not answered."""
+
+    def __init__(
+        self, partial: list[dict[str, Any] | None], unprocessed: list[dict[str, Any]]
+    ) -> None:
+        self.partial = partial
+        self.unprocessed = unprocessed
+        super().__init__(f"{len(unprocessed)} key(s) were not processed")
+
+
+class UnprocessedItemsError(AsyncDynError):
+    """Some write requests of a batch were never applied; ``unprocessed`` lists them exactly."""
+
+    def __init__(self, unprocessed: list[dict[str, Any]]) -> None:
+        self.unprocessed = unprocessed
+        super().__init__(f"{len(unprocessed)} write request(s) were not processed")
+
+
+# The one table from AWS error codes to classes. Codes not here become a plain ServiceError
+# (or ServerError for a 5xx status) that keeps the code and the raw body.
+_ERRORS: dict[str, type[ServiceError]] = {
+    "ValidationException": ValidationError,
+    "SerializationException": ValidationError,
+    "ConditionalCheckFailedException": ConditionalCheckFailed,
+    "TransactionCanceledException": TransactionCanceled,
+    "TransactionConflictException": TransactionConflict,
+    "TransactionInProgressException": TransactionInProgress,
+    "ResourceNotFoundException": TableNotFound,
+    "ResourceInUseException": ResourceInUse,
+    "ProvisionedThroughputExceededException": Throttled,
+    "ThrottlingException": Throttled,
+    "RequestLimitExceeded": Throttled,
+    "LimitExceededException": Throttled,
+    "ReplicatedWriteConflictException": ServerError,
+    "InternalServerError": ServerError,
+    "InternalFailure": ServerError,
+    "ServiceUnavailable": ServerError,
+    "ServiceUnavailableException": ServerError,
+    "AccessDeniedException": AccessDenied,
+    "UnrecognizedClientException": AccessDenied,
+    "InvalidSignatureException": AccessDenied,
+    "MissingAuthenticationTokenException": AccessDenied,
+    "ExpiredTokenException": AccessDenied,
+    "IncompleteSignatureException": AccessDenied,
+}
+
+
+def error_from_response(status: int, body: Mapping[str, Any], operation: str = "") -> ServiceError:
+    """Build the exception for an error answer (``status`` >= 400, ``body`` decoded JSON)."""
+    raw_type = body.get("__type")
+    code = raw_type.rpartition("#")[2] if isinstance(raw_type, str) and raw_type else ""
+    message = body.get("message", body.get("Message", ""))
+    if not isinstance(message, str):
+        message = str(message)
+    cls = _ERRORS.get(code)
+    if cls is None:
+        cls = ServerError if status >= 500 else ServiceError
+    if not code:
+        code = f"HTTP{status}"
+    return cls(code, message, status=status, body=body, operation=operation)

@@ -1,0 +1,63 @@
+"""Per-client counters: requests by operation, retries, throttles, errors, consumed capacity."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Stats", "StatsSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    """A copy of a client's counters at one moment.
+
+    ``requests`` counts HTTP requests sent, by operation; ``retries`` the attempts repeated
+    after a retryable failure; ``throttles`` the throttling answers among those; ``errors``
+    the error answers by code; ``consumed_capacity`` the capacity units DynamoDB reported per
+    table (only when the client asks for ``ReturnConsumedCapacity``).
+    """
+
+    requests: Mapping[str, int] = field(default_factory=dict)
+    retries: int = 0
+    throttles: int = 0
+    errors: Mapping[str, int] = field(default_factory=dict)
+    consumed_capacity: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+
+class Stats:
+    """Mutable counters owned by one client; cheap enough to update on every request."""
+
+    __slots__ = ("consumed_capacity", "errors", "requests", "retries", "throttles")
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.retries = 0
+        self.throttles = 0
+        self.errors: Counter[str] = Counter()
+        self.consumed_capacity: defaultdict[str, float] = defaultdict(float)
+
+    def record_capacity(self, consumed: Any) -> None:
+        """Add a response's ``ConsumedCapacity`` (one entry or a list of them)."""
+        entries = consumed if isinstance(consumed, list) else (consumed,)
+        for entry in entries:
+            if isinstance(entry, dict):
+                units = entry.get("CapacityUnits")
+                table = entry.get("TableName", "")
+                if isinstance(units, int | float):
+                    self.consumed_capacity[str(table)] += float(units)
+
+    def snapshot(self) -> StatsSnapshot:
+        return StatsSnapshot(
+            requests=dict(self.requests),
+            retries=self.retries,
+            throttles=self.throttles,
+            errors=dict(self.errors),
+            consumed_capacity=dict(self.consumed_capacity),
+        )

@@ -1,0 +1,305 @@
+"""The data plane: bytes over pooled keep-alive HTTP, signed, checked, decoded, retried.
+
+Two layers live here:
+
+* ``Transport`` — the small seam that moves one signed request and returns the raw answer.
+  ``AiohttpTransport`` is the pooled keep-alive implementation; tests script their own.
+* ``Dispatcher`` — one logical DynamoDB call: encode the payload once with orjson, then per
+  attempt take a slot of the client's in-flight limit, sign, send, verify ``x-amz-crc32`` on
+  the raw bytes, decode, map an error answer to its class once, and retry what is retryable
+  under the operation's ``RetryBudget``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import orjson
+
+from .credentials import CredentialsProvider
+from .errors import (
+    AsyncDynError,
+    CancellationReason,
+    ChecksumMismatch,
+    ConditionalCheckFailed,
+    ConfigurationError,
+    RequestTimeout,
+    ServerError,
+    ServiceError,
+    Throttled,
+    TransactionCanceled,
+    TransportError,
+    error_from_response,
+)
+from .marshal import Decoder
+from .retry import RetryBudget, RetryPolicy
+from .signing import SigV4Signer
+from .stats import Stats
+
+__all__ = [
+    "DYNAMODB_TARGET",
+    "STREAMS_TARGET",
+    "AiohttpTransport",
+    "Dispatcher",
+    "HttpResponse",
+    "Transport",
+    "endpoint_host",
+]
+
+DYNAMODB_TARGET = "DynamoDB_20120810"
+STREAMS_TARGET = "DynamoDBStreams_20120810"
+_CONTENT_TYPE = "application/x-amz-json-1.0"
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    """A raw answer. ``headers`` must answer lookups by lower-case name."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Transport(Protocol):
+    """Moves one signed ``POST /`` to the endpoint and returns the whole raw answer.
+
+    Raises ``TransportError`` (or ``RequestTimeout``) when no complete answer arrives.
+    """
+
+    async def send(self, headers: Mapping[str, str], body: bytes) -> HttpResponse: ...
+
+    async def close(self) -> None: ...
+
+
+def endpoint_host(endpoint_url: str) -> str:
+    """The ``Host`` header for an endpoint URL (with the port only when it is not the default)."""
+    parts = urlsplit(endpoint_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"endpoint_url must be an http(s) URL, got {endpoint_url!r}")
+    host = parts.hostname
+    if ":" in host:  # an IPv6 literal keeps its brackets in Host
+        host = f"[{host}]"
+    default_port = 443 if parts.scheme == "https" else 80
+    if parts.port is not None and parts.port != default_port:
+        host = f"{host}:{parts.port}"
+    return host
+
+
+class AiohttpTransport:
+    """A keep-alive connection pool over aiohttp, sized to the client's in-flight limit.
+
+    Responses are read raw (``auto_decompress=False``) so that the CRC32 DynamoDB computes
+    over the bytes it sent can be checked. TLS certificates are always verified.
+    """
+
+    __slots__ = ("_connect_timeout", "_max_connections", "_read_timeout", "_session", "_url")
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        *,
+        max_connections: int = 64,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        endpoint_host(endpoint_url)  # validates
+        parts = urlsplit(endpoint_url)
+        self._url = f"{parts.scheme}://{parts.netloc}/"
+        self._max_connections = max_connections
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._session: Any = None
+
+    def _open(self) -> Any:
+        # Imported here: aiohttp costs ~100 ms to import and a scripted transport never needs it.
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, keepalive_timeout=30.0
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self._connect_timeout, sock_read=self._read_timeout
+            ),
+        )
+        return self._session
+
+    async def send(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        import aiohttp
+
+        session = self._session or self._open()
+        try:
+            async with session.post(self._url, data=body, headers=headers) as resp:
+                data = await resp.read()
+                return HttpResponse(resp.status, resp.headers, data)
+        except TimeoutError as exc:  # aiohttp's socket timeouts are TimeoutError subclasses
+            raise RequestTimeout(f"no answer from {self._url}: {exc!r}") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"request to {self._url} failed: {exc!r}") from exc
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+class Dispatcher:
+    """Sends DynamoDB operations for one client: limit, sign, send, check, decode, retry."""
+
+    __slots__ = (
+        "_base_headers",
+        "_credentials",
+        "_decoder",
+        "_limiter",
+        "_retry",
+        "_signer",
+        "_target",
+        "_timeout",
+        "stats",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        signer: SigV4Signer,
+        credentials: CredentialsProvider,
+        host: str,
+        decoder: Decoder,
+        retry: RetryPolicy,
+        limiter: asyncio.Semaphore,
+        timeout: float | None = None,
+        stats: Stats | None = None,
+        target_prefix: str = DYNAMODB_TARGET,
+    ) -> None:
+        self.transport = transport
+        self._signer = signer
+        self._credentials = credentials
+        self._decoder = decoder
+        self._retry = retry
+        self._limiter = limiter
+        self._timeout = timeout
+        self.stats = stats if stats is not None else Stats()
+        self._target = target_prefix + "."
+        self._base_headers = {
+            "Host": host,
+            "Content-Type": _CONTENT_TYPE,
+            # The CRC32 covers the bytes as sent; a compressed answer would need inflating
+            # before decoding and after checking, so ask for none.
+            "Accept-Encoding": "identity",
+        }
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._retry
+
+    async def call(
+        self,
+        operation: str,
+        payload: Mapping[str, Any],
+        *,
+        budget: RetryBudget | None = None,
+    ) -> dict[str, Any]:
+        """Send ``operation`` with ``payload`` and return the decoded JSON answer.
+
+        Retryable failures are retried under ``budget`` (a fresh one from the client's
+        policy when not given); anything else raises its mapped error at once.
+        """
+        body = orjson.dumps(payload)
+        if budget is None:
+            budget = self._retry.start()
+        stats = self.stats
+        while True:
+            try:
+                return await self._attempt(operation, body, budget)
+            except AsyncDynError as exc:
+                if not exc.retryable:
+                    raise
+                if isinstance(exc, Throttled):
+                    stats.throttles += 1
+                await budget.wait(exc)
+                stats.retries += 1
+
+    async def _attempt(self, operation: str, body: bytes, budget: RetryBudget) -> dict[str, Any]:
+        timeout = self._timeout
+        remaining = budget.remaining()
+        if remaining is not None and (timeout is None or remaining < timeout):
+            timeout = remaining
+        if timeout is None:
+            response = await self._send(operation, body)
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    response = await self._send(operation, body)
+            except TimeoutError as exc:
+                if isinstance(exc, RequestTimeout):
+                    raise
+                raise RequestTimeout(f"{operation}: no answer within {timeout:.3f}s") from exc
+        return self._read(operation, response)
+
+    async def _send(self, operation: str, body: bytes) -> HttpResponse:
+        headers = dict(self._base_headers)
+        headers["X-Amz-Target"] = self._target + operation
+        credentials = await self._credentials.get()
+        self.stats.requests[operation] += 1
+        async with self._limiter:
+            # Signed inside the limiter so that a request queued behind the limit never
+            # carries a stale X-Amz-Date.
+            self._signer.sign(headers, body, credentials)
+            return await self.transport.send(headers, body)
+
+    def _read(self, operation: str, response: HttpResponse) -> dict[str, Any]:
+        body = response.body
+        expected = response.headers.get("x-amz-crc32")
+        if expected is not None and expected.isdigit() and int(expected) != zlib.crc32(body):
+            raise ChecksumMismatch(f"{operation}: x-amz-crc32 does not match the body")
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError as exc:
+            if response.status >= 500:
+                raise ServerError(
+                    f"HTTP{response.status}",
+                    body[:200].decode("utf-8", "replace"),
+                    status=response.status,
+                    operation=operation,
+                ) from exc
+            raise TransportError(f"{operation}: unreadable answer body") from exc
+        if not isinstance(data, dict):
+            raise TransportError(f"{operation}: answer body is not a JSON object")
+        if response.status >= 300:
+            raise self._error(operation, response.status, data)
+        consumed = data.get("ConsumedCapacity")
+        if consumed is not None:
+            self.stats.record_capacity(consumed)
+        return data
+
+    def _error(self, operation: str, status: int, data: dict[str, Any]) -> ServiceError:
+        error = error_from_response(status, data, operation)
+        self.stats.errors[error.code] += 1
+        decode = self._decoder.item
+        if isinstance(error, ConditionalCheckFailed):
+            item = data.get("Item")
+            if isinstance(item, dict):
+                error.item = decode(item)
+        elif isinstance(error, TransactionCanceled):
+            reasons = []
+            for raw in data.get("CancellationReasons") or ():
+                code = raw.get("Code")
+                item = raw.get("Item")
+                reasons.append(
+                    CancellationReason(
+                        None if code in (None, "None") else code,
+                        raw.get("Message"),
+                        decode(item) if isinstance(item, dict) else None,
+                    )
+                )
+            error.reasons = reasons
+        return error

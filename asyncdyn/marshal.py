@@ -487,7 +487,8 @@ def _encode_item(item: Mapping[str, Any]) -> tuple[WireItem, int]:
                 out[name], vs = (_ENCODERS.get(t) or _resolve(t))(v, 1)
             nb = len(name) if name.isascii() else _utf8_len(name)
             if not 0 < nb <= _MAX_NAME_BYTES:
-                raise _Refusal(f"attribute names must be 1..{_MAX_NAME_BYTES} bytes, got {nb}")
+                # Not a _Refusal: the path would be the (empty or huge) name itself.
+                raise InvalidItem(f"attribute names must be 1..{_MAX_NAME_BYTES} bytes, got {nb}")
             size += nb + vs
     except _Refusal as exc:
         exc.segments.append(name)

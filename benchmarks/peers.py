@@ -11,15 +11,18 @@ The libraries are imported in ``setup``: a missing optional peer is reported, no
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 __all__ = [
     "ACCESS_KEY",
     "PEERS",
     "REGION",
     "SECRET_KEY",
+    "DEFAULT_PEERS",
     "Peer",
     "make_peer",
 ]
@@ -249,10 +252,165 @@ class AiodynamoPeer(Peer):
         await self._session.close()
 
 
+class _FloorConnection(asyncio.Protocol):
+    """One keep-alive connection carrying one request at a time."""
+
+    def __init__(self) -> None:
+        import httptools
+
+        self._parser = httptools.HttpResponseParser(self)
+        self._body: list[bytes] = []
+        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.reusable = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reusable = False
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError(f"connection lost: {exc!r}"))
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        body, self._body = b"".join(self._body), []
+        if not self._parser.should_keep_alive():
+            self.reusable = False
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self._parser.get_status_code(), body))
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        assert self.transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self._waiter
+
+
+class FloorPeer(Peer):
+    """Not a client: the least an asyncio client can spend per request, for reference.
+
+    Raw asyncio Protocol connections (one per concurrent caller, kept alive), the request
+    serialized with orjson, the answer parsed with httptools and read with orjson. No
+    signing (one fixed, SigV4-shaped header that the local servers accept), no checksum,
+    no retries, no item decoding: answers stay in DynamoDB JSON. The gap between a client
+    and this row is that client's own work.
+    """
+
+    name = "floor"
+    distribution = "httptools"
+
+    async def setup(self, endpoint_url: str, table: str, *, concurrency: int) -> None:
+        import orjson
+        from boto3.dynamodb.types import TypeDeserializer
+
+        from .data import to_wire
+
+        parts = urlsplit(endpoint_url)
+        self._address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._dumps = orjson.dumps
+        self._loads = orjson.loads
+        self._to_wire = to_wire
+        self._deserialize = TypeDeserializer().deserialize
+        self._name = table
+        self._idle: list[_FloorConnection] = []
+        self._all: set[_FloorConnection] = set()
+        self._head = (
+            f"POST / HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: application/x-amz-json-1.0\r\n"
+            "X-Amz-Date: 20260101T000000Z\r\n"
+            # moto routes on the credential scope; neither server checks the signature.
+            f"Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/{REGION}/"
+            "dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0\r\n"
+            "X-Amz-Target: DynamoDB_20120810."
+        ).encode()
+
+    async def _call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body = self._dumps(payload)
+        request = b"".join(
+            (
+                self._head,
+                operation.encode(),
+                b"\r\nContent-Length: ",
+                b"%d" % len(body),
+                b"\r\n\r\n",
+                body,
+            )
+        )
+        conn = self._idle.pop() if self._idle else await self._connect()
+        try:
+            status, answer = await conn.exchange(request)
+        finally:
+            if conn.reusable:
+                self._idle.append(conn)
+            else:
+                self._all.discard(conn)
+                if conn.transport is not None:
+                    conn.transport.close()
+        data: dict[str, Any] = self._loads(answer)
+        if status >= 300:
+            raise RuntimeError(f"{operation}: HTTP {status}: {data!r:.200}")
+        return data
+
+    async def _connect(self) -> _FloorConnection:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(_FloorConnection, *self._address)
+        self._all.add(conn)
+        return conn
+
+    def _wire(self, item: Item) -> Item:
+        to_wire = self._to_wire
+        return {name: to_wire(value) for name, value in item.items()}
+
+    async def get(self, key: Item) -> Any:
+        data = await self._call("GetItem", {"TableName": self._name, "Key": self._wire(key)})
+        return data.get("Item")
+
+    async def put(self, item: Item) -> None:
+        await self._call("PutItem", {"TableName": self._name, "Item": self._wire(item)})
+
+    async def query(self, pk: str) -> list[Any]:
+        request: dict[str, Any] = {
+            "TableName": self._name,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+        }
+        items: list[Any] = []
+        while True:
+            data = await self._call("Query", request)
+            items.extend(data["Items"])
+            last_key = data.get("LastEvaluatedKey")
+            if not last_key:
+                return items
+            request["ExclusiveStartKey"] = last_key
+
+    def plain(self, item: Any) -> Item:
+        return {name: self._deserialize(value) for name, value in item.items()}
+
+    async def close(self) -> None:
+        for conn in self._all:
+            if conn.transport is not None:
+                conn.transport.close()
+        self._all.clear()
+        self._idle.clear()
+
+
 PEERS: dict[str, Callable[[], Peer]] = {
-    peer.name: peer for peer in (AsyncdynPeer, AiobotocorePeer, Aioboto3Peer, AiodynamoPeer)
+    peer.name: peer
+    for peer in (AsyncdynPeer, AiobotocorePeer, Aioboto3Peer, AiodynamoPeer, FloorPeer)
 }
 """Every adapter by name, in the order results are shown."""
+
+DEFAULT_PEERS = ("asyncdyn", "aiobotocore", "aioboto3", "aiodynamo")
+"""The client libraries compared by default; ``floor`` is a reference, asked for by name."""
 
 
 def make_peer(name: str) -> Peer:

@@ -1,0 +1,547 @@
+"""The benchmark harness: run workloads for several clients side by side and report.
+
+Every (workload, client) pair runs ``ops`` operations from ``concurrency`` tasks, each
+issuing its calls one after another. Rounds interleave the clients (the order rotates each
+round) so a burst of machine noise hits them all alike, and the tables show medians over
+rounds. Client CPU is ``time.process_time()`` of this process; the server always runs in
+another process, whose CPU is read from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import importlib.metadata
+import ipaddress
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from .peers import DEFAULT_PEERS, PEERS, Peer, make_peer
+from .workloads import WORKLOADS, Workload
+
+__all__ = [
+    "Sample",
+    "Server",
+    "Summary",
+    "bind",
+    "drive",
+    "format_table",
+    "main",
+    "metadata",
+    "open_peers",
+    "run_matrix",
+    "summarize",
+]
+
+BASELINE = "aiobotocore"
+DEFAULT_CONCURRENCY = 16
+DEFAULT_ROUNDS = 3
+DEFAULT_WARMUP = 100
+MOTO_SCALE = 10
+_LOOPBACK_NAMES = ("localhost",)
+
+
+class Server(Protocol):
+    """What the harness needs of a server it started (``LocalServer``, ``CannedServer``)."""
+
+    kind: str
+    endpoint_url: str
+
+    def cpu_seconds(self) -> float: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Sample:
+    """One (round, workload, client) run."""
+
+    client: str
+    workload: str
+    round: int
+    ops: int
+    items: int
+    wall_s: float
+    cpu_s: float
+    server_cpu_s: float | None
+    latencies: list[float] | None = field(default=None, repr=False)
+
+    @property
+    def cpu_us_per_op(self) -> float:
+        return self.cpu_s / self.ops * 1e6
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.ops / self.wall_s
+
+    def record(self) -> dict[str, Any]:
+        """The sample for JSON: latencies reduced to percentiles."""
+        data = asdict(self)
+        lat = data.pop("latencies")
+        data["cpu_us_per_op"] = self.cpu_us_per_op
+        data["ops_per_s"] = self.ops_per_s
+        if lat:
+            data["p50_ms"] = _percentile(sorted(lat), 0.50) * 1e3
+            data["p99_ms"] = _percentile(sorted(lat), 0.99) * 1e3
+        return data
+
+
+@dataclass(slots=True)
+class Summary:
+    """Medians over the rounds of one (workload, client) pair."""
+
+    client: str
+    workload: str
+    rounds: int
+    ops_per_s: float
+    items_per_s: float
+    cpu_us_per_op: float
+    cpu_us_spread: tuple[float, float]
+    """Lowest and highest CPU µs/op over the rounds."""
+    p50_ms: float | None
+    p99_ms: float | None
+    server_share: float | None
+    """Server CPU seconds per wall second (1.0 = one core busy all the time)."""
+    cpu_vs_baseline: float | None
+    """Median CPU µs/op divided by aiobotocore's median for the same workload."""
+    cpu_vs_baseline_paired: float | None
+    """Median over rounds of (CPU µs/op / aiobotocore's in the same round): machine noise
+    that slows a whole round down cancels out of each ratio."""
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def drive(
+    call: Callable[[int], Awaitable[Any]],
+    ops: int,
+    concurrency: int,
+    latencies: list[float] | None = None,
+    *,
+    collect: bool = True,
+) -> tuple[float, float, Any]:
+    """Run ``call(0) .. call(ops - 1)`` from ``concurrency`` tasks, each awaiting in turn.
+
+    Returns (wall seconds, client CPU seconds, the last result) and appends each call's
+    latency to ``latencies`` when given. ``collect`` runs the garbage collector first.
+    """
+    next_index = 0
+    last: Any = None
+    perf = time.perf_counter
+
+    async def worker() -> None:
+        nonlocal next_index, last
+        while next_index < ops:
+            index = next_index
+            next_index += 1
+            if latencies is None:
+                last = await call(index)
+            else:
+                started = perf()
+                last = await call(index)
+                latencies.append(perf() - started)
+
+    if collect:
+        # Garbage left by the previous client must not be collected on this one's time.
+        gc.collect()
+    cpu0, wall0 = time.process_time(), perf()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(concurrency, ops)):
+            group.create_task(worker())
+    wall, cpu = perf() - wall0, time.process_time() - cpu0
+    return wall, cpu, last
+
+
+async def open_peers(
+    names: Iterable[str],
+    endpoint_url: str,
+    table: str,
+    concurrency: int,
+    stack: contextlib.AsyncExitStack,
+) -> list[Peer]:
+    """Set up each named adapter (closed by ``stack``); a missing library is skipped."""
+    peers: list[Peer] = []
+    for name in names:
+        peer = make_peer(name)
+        try:
+            await peer.setup(endpoint_url, table, concurrency=concurrency)
+        except ImportError as exc:
+            print(f"skipping {name}: {exc}", file=sys.stderr)
+            continue
+        stack.push_async_callback(peer.close)
+        peers.append(peer)
+    return peers
+
+
+async def run_matrix(
+    peers: Sequence[Peer],
+    workloads: Sequence[Workload],
+    *,
+    ops_for: Callable[[Workload], int],
+    rounds: int,
+    concurrency: int,
+    server: Server | None,
+    warmup: int = DEFAULT_WARMUP,
+    latencies: bool = True,
+) -> list[Sample]:
+    """Warm every client up on every workload, then run the interleaved rounds."""
+    for workload in workloads:
+        for peer in peers:
+            # Opens the pool's connections and fills lazy caches (botocore loads its models).
+            _, _, result = await drive(bind(workload, peer), max(warmup, concurrency), concurrency)
+            workload.check(peer, result)
+    samples: list[Sample] = []
+    for round_ in range(rounds):
+        shift = round_ % len(peers)
+        order = [*peers[shift:], *peers[:shift]]
+        for workload in workloads:
+            ops = ops_for(workload)
+            for peer in order:
+                lat: list[float] | None = [] if latencies else None
+                server_cpu0 = server.cpu_seconds() if server is not None else 0.0
+                wall, cpu, result = await drive(bind(workload, peer), ops, concurrency, lat)
+                server_cpu = server.cpu_seconds() - server_cpu0 if server is not None else None
+                workload.check(peer, result)
+                sample = Sample(
+                    peer.name,
+                    workload.name,
+                    round_ + 1,
+                    ops,
+                    ops * workload.items_per_op,
+                    wall,
+                    cpu,
+                    server_cpu,
+                    lat,
+                )
+                samples.append(sample)
+                print(
+                    f"  round {round_ + 1}/{rounds} {workload.name:<6} {peer.name:<12}"
+                    f" {sample.ops_per_s:9.0f} ops/s {sample.cpu_us_per_op:9.1f} µs CPU/op",
+                    file=sys.stderr,
+                )
+    return samples
+
+
+def bind(workload: Workload, peer: Peer) -> Callable[[int], Awaitable[Any]]:
+    """``workload``'s operation for ``peer``, as ``drive`` calls it."""
+    operation = workload.operation
+    return lambda index: operation(peer, index)
+
+
+def summarize(samples: Sequence[Sample]) -> list[Summary]:
+    """Medians per (workload, client), in the order first seen; latencies pooled over rounds."""
+    groups: dict[tuple[str, str], list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault((sample.workload, sample.client), []).append(sample)
+    summaries: list[Summary] = []
+    for (workload, client), group in groups.items():
+        cpu = [s.cpu_us_per_op for s in group]
+        pooled = sorted(x for s in group for x in (s.latencies or ()))
+        shares = [s.server_cpu_s / s.wall_s for s in group if s.server_cpu_s is not None]
+        summaries.append(
+            Summary(
+                client=client,
+                workload=workload,
+                rounds=len(group),
+                ops_per_s=statistics.median(s.ops_per_s for s in group),
+                items_per_s=statistics.median(s.items / s.wall_s for s in group),
+                cpu_us_per_op=statistics.median(cpu),
+                cpu_us_spread=(min(cpu), max(cpu)),
+                p50_ms=_percentile(pooled, 0.50) * 1e3 if pooled else None,
+                p99_ms=_percentile(pooled, 0.99) * 1e3 if pooled else None,
+                server_share=statistics.median(shares) if shares else None,
+                cpu_vs_baseline=None,
+                cpu_vs_baseline_paired=None,
+            )
+        )
+    baseline = {s.workload: s.cpu_us_per_op for s in summaries if s.client == BASELINE}
+    per_round = {(s.workload, s.round): s.cpu_us_per_op for s in samples if s.client == BASELINE}
+    for summary in summaries:
+        base = baseline.get(summary.workload)
+        if base:
+            summary.cpu_vs_baseline = summary.cpu_us_per_op / base
+        paired = [
+            s.cpu_us_per_op / per_round[s.workload, s.round]
+            for s in groups[summary.workload, summary.client]
+            if (s.workload, s.round) in per_round
+        ]
+        if paired:
+            summary.cpu_vs_baseline_paired = statistics.median(paired)
+    return summaries
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table, columns padded so it also reads well in a terminal."""
+    table = [list(headers), *[list(row) for row in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|"
+        + "|".join(("-" * (w + 1) + ":") if i >= 2 else "-" * (w + 2) for i, w in enumerate(widths))
+        + "|"
+    )
+    return "\n".join([line(table[0]), rule, *(line(row) for row in table[1:])])
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def harness_table(summaries: Sequence[Summary]) -> str:
+    headers = (
+        "client",
+        "workload",
+        "ops/s",
+        "items/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU µs/op",
+        f"CPU vs {BASELINE}",
+        "server CPU",
+    )
+    rows = [
+        (
+            s.client,
+            s.workload,
+            f"{s.ops_per_s:,.0f}",
+            f"{s.items_per_s:,.0f}",
+            _fmt(s.p50_ms, ".2f"),
+            _fmt(s.p99_ms, ".2f"),
+            f"{s.cpu_us_per_op:,.0f}",
+            _fmt(s.cpu_vs_baseline_paired, ".2f", "x"),
+            _fmt(None if s.server_share is None else s.server_share * 100, ".0f", "%"),
+        )
+        for s in summaries
+    ]
+    return format_table(headers, rows)
+
+
+def metadata(**extra: Any) -> dict[str, Any]:
+    """Where and with what a run was made, for the JSON output."""
+    versions = {}
+    for peer in PEERS.values():
+        dist = peer().distribution
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[dist] = importlib.metadata.version(dist)
+    for dist in ("botocore", "aiohttp", "orjson", "httptools"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[dist] = importlib.metadata.version(dist)
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+        "versions": versions,
+        **extra,
+    }
+
+
+def write_json(path: str, meta: dict[str, Any], samples: Sequence[Sample], summaries: Any) -> None:
+    out = {
+        "meta": meta,
+        "summary": [asdict(s) for s in summaries],
+        "samples": [s.record() for s in samples],
+    }
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(out, indent=2) + "\n")
+
+
+def split_names(value: str, known: Iterable[str], what: str) -> list[str]:
+    """A comma-separated choice list, checked against ``known``."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    known = list(known)
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}"
+        )
+    return names
+
+
+def check_loopback(endpoint_url: str) -> str:
+    """Refuse any endpoint but the loopback: a benchmark must never load a real table."""
+    host = urlsplit(endpoint_url).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host in _LOOPBACK_NAMES
+    if not loopback:
+        raise argparse.ArgumentTypeError(
+            f"{endpoint_url!r} is not on this machine: only loopback endpoints are benchmarked"
+        )
+    return endpoint_url.rstrip("/")
+
+
+def start_server(kind: str) -> Server:
+    if kind == "canned":
+        from .canned import start_canned
+
+        return start_canned()
+    from asyncdyn.local import dynalite_path, start
+
+    if kind == "auto" and dynalite_path() is None:
+        print(
+            "dynalite is not installed, so moto serves (about 10x slower, one request at a "
+            "time); to install dynalite (Node.js and npm needed): python -c "
+            "'import asyncdyn.local as l; l.install_dynalite()'",
+            file=sys.stderr,
+        )
+    server: Server = start(kind)
+    return server
+
+
+async def _prepare_table(endpoint_url: str, table: str, workloads: Sequence[Workload]) -> None:
+    from asyncdyn import Client
+
+    from .peers import ACCESS_KEY, REGION, SECRET_KEY
+
+    async with Client(
+        region=REGION, endpoint_url=endpoint_url, credentials=(ACCESS_KEY, SECRET_KEY)
+    ) as db:
+        target = await db.create_table(table, partition_key="PK", sort_key="SK")
+        for workload in workloads:
+            if workload.seed is not None:
+                await workload.seed(target)
+
+
+async def _drop_table(endpoint_url: str, table: str) -> None:
+    from asyncdyn import Client
+
+    from .peers import ACCESS_KEY, REGION, SECRET_KEY
+
+    async with Client(
+        region=REGION, endpoint_url=endpoint_url, credentials=(ACCESS_KEY, SECRET_KEY)
+    ) as db:
+        await db.delete_table(table)
+
+
+async def _run(args: argparse.Namespace, server: Server | None) -> int:
+    endpoint_url = server.endpoint_url if server is not None else args.endpoint_url
+    canned = server is not None and server.kind == "canned"
+    workloads = [WORKLOADS[name] for name in args.workload]
+    # moto serves one request at a time on a fresh connection (~10x slower than dynalite):
+    # the default counts would keep a run going for many minutes.
+    scale = MOTO_SCALE if server is not None and server.kind == "moto" else 1
+    if scale > 1 and not args.ops:
+        print(f"moto: default operation counts divided by {scale}", file=sys.stderr)
+    table = "canned" if canned else f"asyncdyn-bench-{uuid.uuid4().hex[:12]}"
+    print(f"server: {server.kind if server else 'external'} at {endpoint_url}", file=sys.stderr)
+    if not canned:
+        print(f"creating and seeding table {table}", file=sys.stderr)
+        await _prepare_table(endpoint_url, table, workloads)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            peers = await open_peers(args.clients, endpoint_url, table, args.concurrency, stack)
+            if not peers:
+                print("no client could be set up", file=sys.stderr)
+                return 1
+            samples = await run_matrix(
+                peers,
+                workloads,
+                ops_for=lambda w: args.ops or max(1, w.default_ops // scale),
+                rounds=args.rounds,
+                concurrency=args.concurrency,
+                server=server,
+                warmup=args.warmup,
+            )
+    finally:
+        # Only an external server outlives the run; leave it as we found it.
+        if server is None:
+            await _drop_table(endpoint_url, table)
+    summaries = summarize(samples)
+    kind = server.kind if server is not None else f"external {endpoint_url}"
+    print(
+        f"\n{kind}; concurrency {args.concurrency}; medians of {args.rounds} rounds; "
+        f"CPU is this process's (all clients run here, one after another)\n"
+    )
+    print(harness_table(summaries))
+    if args.json:
+        meta = metadata(server=kind, concurrency=args.concurrency, rounds=args.rounds)
+        write_json(args.json, meta, samples, summaries)
+        print(f"\nwrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Run get/put/query workloads for asyncdyn and its peers side by side.",
+    )
+    p.add_argument(
+        "--endpoint-url",
+        type=check_loopback,
+        help="use this running server (e.g. DynamoDB Local at http://localhost:8000) "
+        "instead of starting one; server CPU is then not reported",
+    )
+    p.add_argument(
+        "--server",
+        choices=("auto", "moto", "dynalite", "canned"),
+        default="auto",
+        help="server to start: auto = dynalite if installed, else moto; canned = fixed "
+        "answers, for client overhead only (default: auto)",
+    )
+    p.add_argument(
+        "--workload",
+        type=lambda v: split_names(v, WORKLOADS, "workload"),
+        default=list(WORKLOADS),
+        help=f"comma-separated (default: {','.join(WORKLOADS)})",
+    )
+    p.add_argument(
+        "--clients",
+        type=lambda v: split_names(v, PEERS, "client"),
+        default=list(DEFAULT_PEERS),
+        help=f"comma-separated from {','.join(PEERS)} (default: {','.join(DEFAULT_PEERS)})",
+    )
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument(
+        "--ops",
+        type=int,
+        default=None,
+        help="operations per workload, client and round (default: per workload, "
+        + ", ".join(f"{w.name} {w.default_ops}" for w in WORKLOADS.values())
+        + ")",
+    )
+    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
+    p.add_argument(
+        "--warmup", type=int, default=DEFAULT_WARMUP, help="untimed operations per client first"
+    )
+    p.add_argument("--json", metavar="FILE", help="also write every sample and the medians here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.concurrency < 1 or args.rounds < 1 or (args.ops is not None and args.ops < 1):
+        parser().error("--concurrency, --rounds and --ops must be positive")
+    server = None if args.endpoint_url else start_server(args.server)
+    try:
+        return asyncio.run(_run(args, server))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if server is not None:
+            server.stop()

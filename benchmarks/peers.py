@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -142,19 +142,11 @@ class AiobotocorePeer(Peer):
         await self._client.put_item(TableName=self._name, Item=self._wire(item))
 
     async def query(self, pk: str) -> list[Any]:
-        request: dict[str, Any] = {
-            "TableName": self._name,
-            "KeyConditionExpression": "PK = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
-        }
-        items: list[Any] = []
-        while True:
-            response = await self._client.query(**request)
-            items.extend(response["Items"])
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return items
-            request["ExclusiveStartKey"] = last_key
+        async def send(request: dict[str, Any]) -> dict[str, Any]:
+            response: dict[str, Any] = await self._client.query(**request)
+            return response
+
+        return await _query_all(send, self._name, pk)
 
     def plain(self, item: Any) -> Item:
         return {name: self._deserialize(value) for name, value in item.items()}
@@ -378,19 +370,7 @@ class FloorPeer(Peer):
         await self._call("PutItem", {"TableName": self._name, "Item": self._wire(item)})
 
     async def query(self, pk: str) -> list[Any]:
-        request: dict[str, Any] = {
-            "TableName": self._name,
-            "KeyConditionExpression": "PK = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
-        }
-        items: list[Any] = []
-        while True:
-            data = await self._call("Query", request)
-            items.extend(data["Items"])
-            last_key = data.get("LastEvaluatedKey")
-            if not last_key:
-                return items
-            request["ExclusiveStartKey"] = last_key
+        return await _query_all(lambda request: self._call("Query", request), self._name, pk)
 
     def plain(self, item: Any) -> Item:
         return {name: self._deserialize(value) for name, value in item.items()}
@@ -420,3 +400,22 @@ def make_peer(name: str) -> Peer:
     except KeyError:
         raise KeyError(f"unknown client {name!r}; known: {', '.join(PEERS)}") from None
     return factory()
+
+
+async def _query_all(
+    send: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], table: str, pk: str
+) -> list[Any]:
+    """Every raw item of partition ``pk``, page after page, through a wire-level ``send``."""
+    request: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "PK = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk}},
+    }
+    items: list[Any] = []
+    while True:
+        data = await send(request)
+        items.extend(data["Items"])
+        last_key = data.get("LastEvaluatedKey")
+        if not last_key:
+            return items
+        request["ExclusiveStartKey"] = last_key

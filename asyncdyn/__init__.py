@@ -1,5 +1,6 @@
 """asyncdyn: an asyncio engine for Amazon DynamoDB, built for throughput."""
 
+from .batch import BatchWriter, Rejected, WriterStats
 from .client import Client, Table
 from .credentials import Credentials, CredentialsProvider
 from .errors import (
@@ -40,6 +41,7 @@ __all__ = [
     "AccessDenied",
     "AsyncDynError",
     "Attr",
+    "BatchWriter",
     "CancellationReason",
     "ChecksumMismatch",
     "Client",
@@ -58,6 +60,7 @@ __all__ = [
     "KeySchema",
     "LocalIndex",
     "Page",
+    "Rejected",
     "RequestTimeout",
     "ResourceInUse",
     "RetriesExhausted",
@@ -77,4 +80,5 @@ __all__ = [
     "UnprocessedKeysError",
     "Update",
     "ValidationError",
+    "WriterStats",
 ]

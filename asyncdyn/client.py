@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
 import orjson
 
+from .batch import (
+    MAX_WRITE_REQUESTS,
+    BatchEngine,
+    BatchWriter,
+    Lane,
+    Outcome,
+    decode_positions,
+    delete_entry,
+    fetch_all,
+    key_names_of,
+    put_entry,
+    read_entries,
+    read_lane,
+    stream_entries,
+    write_lane,
+)
 from .credentials import (
     Credentials,
     CredentialsProvider,
@@ -17,7 +35,7 @@ from .credentials import (
     resolve_endpoint,
     resolve_region,
 )
-from .errors import ConfigurationError, TableNotFound
+from .errors import ConfigurationError, TableNotFound, UnprocessedKeysError
 from .expressions import Attr, Condition, KeyCondition, Placeholders, Update
 from .marshal import NumberMode, decoder, encode_item, encode_key
 from .paging import CursorCodec, FetchPage, ItemIterator, Page, WireKey, collect_page
@@ -113,6 +131,8 @@ class Client:
             detects alteration and cursors of another query).
         profile: the AWS config profile to read region, endpoint and credentials from.
         transport: a ``Transport`` to use instead of the pooled aiohttp one (tests, proxies).
+        adaptive_rate: slow batch calls down per table when DynamoDB throttles them or leaves
+            work unprocessed, and speed them up again when it stops (see ``AdaptiveRate``).
     """
 
     def __init__(
@@ -133,6 +153,7 @@ class Client:
         cursor_key: bytes | None = None,
         profile: str | None = None,
         transport: Transport | None = None,
+        adaptive_rate: bool = True,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -158,6 +179,11 @@ class Client:
             timeout=timeout,
         )
         self._consumed_capacity = None if consumed_capacity == "NONE" else consumed_capacity
+        # Chunk tasks kept ahead of the in-flight limit, so that a slot freed is refilled at once.
+        self._window = 2 * max_concurrency
+        self._batch = BatchEngine(
+            self._dispatcher, consumed_capacity=self._consumed_capacity, adaptive=adaptive_rate
+        )
         self._cursors = CursorCodec(cursor_key or _DEFAULT_CURSOR_KEY)
         self._tables: dict[str, Table] = {}
         self._closed = False
@@ -199,6 +225,46 @@ class Client:
         the limiter, signing, checksums, error mapping and retries.
         """
         return await self._dispatcher.call(operation, payload)
+
+    async def batch_get(
+        self,
+        requests: Mapping[str, Iterable[Mapping[str, Any]]],
+        *,
+        consistent: bool = False,
+        attributes: Iterable[str | Attr] | None = None,
+        rate: float | None = None,
+    ) -> dict[str, list[Item | None]]:
+        """Fetch keys of several tables at once: ``{table: keys}`` -> ``{table: items}``.
+
+        Like ``Table.batch_get`` for each table, but chunks mix the tables, so a few keys
+        each of many tables take few requests. ``UnprocessedKeysError.partial`` is then a
+        dict of aligned lists and ``unprocessed`` a dict of key lists, both by table.
+        """
+        positions: dict[str, list[Any]] = {}
+        distinct: list[Any] = []
+        if attributes is not None and not isinstance(attributes, str):
+            attributes = list(attributes)  # read once per table below
+        for name, keys in requests.items():
+            keys = list(keys)
+            lane = read_lane(
+                self._batch,
+                name,
+                key_names_of(keys),
+                consistent=consistent,
+                attributes=attributes,
+                rate=rate,
+            )
+            unique, positions[name] = read_entries(lane, keys, f"requests[{name!r}]")
+            distinct.extend(unique)
+        outcome = await fetch_all(self._batch, distinct, window=self._window)
+        decode = self._decoder.item
+        result = {name: decode_positions(at, decode) for name, at in positions.items()}
+        if outcome.leftovers:
+            unprocessed: dict[str, list[Item]] = {}
+            for entry in outcome.leftovers:
+                unprocessed.setdefault(entry.lane.name, []).append(dict(entry.sources[0]))
+            raise UnprocessedKeysError(result, unprocessed) from outcome.error
+        return result
 
     # -- control plane -------------------------------------------------------------------
 
@@ -418,6 +484,147 @@ class Table:
         data = await self._call(operation, request)
         attributes = data.get("Attributes")
         return None if attributes is None else self._decode(attributes)
+
+    # -- batches -------------------------------------------------------------------------
+
+    async def batch_get(
+        self,
+        keys: Iterable[Mapping[str, Any]],
+        *,
+        consistent: bool = False,
+        attributes: Iterable[str | Attr] | None = None,
+        rate: float | None = None,
+    ) -> list[Item | None]:
+        """The items of any number of keys, aligned with ``keys`` (``None``: no such item).
+
+        Duplicate keys are fetched once (each position gets its own copy); chunks of 100 go
+        out concurrently; keys DynamoDB leaves unprocessed are retried with backoff. If some
+        are still unanswered when the retry budget runs out, ``UnprocessedKeysError`` carries
+        ``partial`` (aligned, what was fetched) and ``unprocessed`` (those keys). With
+        ``attributes``, the key attributes needed to match answers are fetched and dropped
+        again unless asked for. ``rate`` caps this call at that many keys per second.
+        """
+        keys = list(keys)
+        if not keys:
+            return []
+        lane = read_lane(
+            self._client._batch,
+            self.name,
+            key_names_of(keys),
+            consistent=consistent,
+            attributes=attributes,
+            rate=rate,
+        )
+        distinct, positions = read_entries(lane, keys)
+        outcome = await fetch_all(self._client._batch, distinct, window=self._client._window)
+        result = decode_positions(positions, self._decode)
+        if outcome.leftovers:
+            unprocessed = [dict(entry.sources[0]) for entry in outcome.leftovers]
+            raise UnprocessedKeysError(result, unprocessed) from outcome.error
+        return result
+
+    async def batch_get_iter(
+        self,
+        keys: Iterable[Mapping[str, Any]],
+        *,
+        consistent: bool = False,
+        attributes: Iterable[str | Attr] | None = None,
+        rate: float | None = None,
+        window: int | None = None,
+    ) -> AsyncGenerator[tuple[Mapping[str, Any], Item | None], None]:
+        """Stream ``(key, item)`` pairs for a key set too large to hold, as chunks complete.
+
+        ``keys`` is read lazily; at most ``window`` chunks of 100 (default: twice the
+        client's ``max_concurrency``) are in flight or waiting for you, so memory stays
+        bounded. Pairs come in completion order; a key given twice is paired twice.
+        Duplicates are merged only within a chunk. Keys never answered raise
+        ``UnprocessedKeysError`` (``unprocessed`` set, ``partial`` empty) after every other
+        pair has been yielded. Leaving the loop early cancels the chunks still running.
+        """
+        iterator = iter(keys)
+        first = next(iterator, None)
+        if first is None:
+            return
+        lane = read_lane(
+            self._client._batch,
+            self.name,
+            key_names_of([first]),
+            consistent=consistent,
+            attributes=attributes,
+            rate=rate,
+        )
+        engine = self._client._batch
+        outcome: Outcome[Any] = Outcome()
+        entries = stream_entries(lane, itertools.chain((first,), iterator))
+        decode = self._decode
+        chunks = engine.gets(entries, outcome, window=window or self._client._window)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                for entry, item in zip(chunk, decode_positions(chunk, decode), strict=True):
+                    yield entry.sources[0], item
+                    for again in entry.sources[1:]:
+                        yield again, None if item is None else decode_positions([entry], decode)[0]
+        if outcome.leftovers:
+            unprocessed = [dict(k) for entry in outcome.leftovers for k in entry.sources]
+            raise UnprocessedKeysError([], unprocessed) from outcome.error
+
+    async def batch_write(
+        self,
+        *,
+        puts: Iterable[Mapping[str, Any]] = (),
+        deletes: Iterable[Mapping[str, Any]] = (),
+        rate: float | None = None,
+    ) -> None:
+        """Write any number of items and delete any number of keys, in concurrent batches.
+
+        Every input is checked first: a bad one raises ``InvalidItem`` naming it
+        (``puts[17].price``) and nothing is sent. Two requests for the same key: the last
+        one wins, as if the puts ran in order and then the deletes. Chunks of 25 (and at most
+        16 MB) go out concurrently; what DynamoDB leaves unprocessed is retried with backoff.
+        If some requests still cannot be written, ``UnprocessedItemsError`` lists exactly
+        those; all the others are written. ``rate`` caps this call at that many items per
+        second. Needs the table's key schema (one DescribeTable per client).
+        """
+        schema = await self.key_schema()
+        lane = write_lane(self._client._batch, self.name, schema.names, rate=rate)
+        entries = [put_entry(lane, item, f"puts[{i}]") for i, item in enumerate(puts)]
+        entries += [delete_entry(lane, key, f"deletes[{i}]") for i, key in enumerate(deletes)]
+        writer = BatchWriter(
+            self._client._batch, lane, max_in_flight=self._client.max_concurrency, buffer=None
+        )
+        for entry in entries:
+            writer._add(entry)
+        await writer.close()
+
+    def writer(
+        self,
+        *,
+        rate: float | None = None,
+        max_in_flight: int | None = None,
+        buffer: int | None = None,
+        skip_invalid: bool = False,
+    ) -> BatchWriter:
+        """A buffered writer for this table, to use as ``async with table.writer() as w``.
+
+        ``max_in_flight`` bounds the chunks being written at once (default: the client's
+        ``max_concurrency``); ``buffer`` the requests queued or in flight before ``put``
+        waits (default: two chunks per slot); ``rate`` caps it at that many items per
+        second; ``skip_invalid`` records bad items in ``w.rejected`` instead of raising.
+        See ``BatchWriter``.
+        """
+        in_flight = self._client.max_concurrency if max_in_flight is None else max_in_flight
+
+        async def lane() -> Lane:
+            schema = await self.key_schema()
+            return write_lane(self._client._batch, self.name, schema.names, rate=rate)
+
+        return BatchWriter(
+            self._client._batch,
+            lane,
+            max_in_flight=in_flight,
+            buffer=2 * MAX_WRITE_REQUESTS * in_flight if buffer is None else buffer,
+            skip_invalid=skip_invalid,
+        )
 
     # -- query and scan ------------------------------------------------------------------
 

@@ -71,11 +71,13 @@ class InvalidItem(AsyncDynError, ValueError):
     """A Python value that cannot be sent to DynamoDB; raised before anything is sent.
 
     ``path`` names the offending attribute (``order.lines[3].price``), or is empty when the
-    problem is the item as a whole (its size).
+    problem is the item as a whole (its size); a batch call prefixes the position of the
+    item (``puts[17].order.lines[3].price``). ``reason`` is the message without the path.
     """
 
     def __init__(self, message: str, path: str = "") -> None:
         self.path = path
+        self.reason = message
         super().__init__(f"{path}: {message}" if path else message)
 
 
@@ -210,23 +212,45 @@ class RetriesExhausted(AsyncDynError):
 
 
 class UnprocessedKeysError(AsyncDynError):
-    """Some keys of a batch read were never answered. ``partial`` is aligned with the input
-    keys (what was fetched; ``None`` elsewhere); ``unprocessed`` lists the keys not answered."""
+    """Some keys of a batch read were never answered, after every retry.
+
+    ``partial`` is aligned with the input keys: the items that were fetched, ``None``
+    elsewhere (a streaming read leaves it empty: its items were already yielded).
+    ``unprocessed`` lists the keys never answered, as given. ``Client.batch_get`` gives both
+    as dicts by table name. The last retryable error, if there was one, is the ``__cause__``.
+    """
 
     def __init__(
-        self, partial: list[dict[str, Any] | None], unprocessed: list[dict[str, Any]]
+        self,
+        partial: list[dict[str, Any] | None] | dict[str, list[dict[str, Any] | None]],
+        unprocessed: list[dict[str, Any]] | dict[str, list[dict[str, Any]]],
     ) -> None:
         self.partial = partial
         self.unprocessed = unprocessed
-        super().__init__(f"{len(unprocessed)} key(s) were not processed")
+        count = (
+            sum(map(len, unprocessed.values()))
+            if isinstance(unprocessed, dict)
+            else len(unprocessed)
+        )
+        super().__init__(f"{count} key(s) were not processed")
 
 
 class UnprocessedItemsError(AsyncDynError):
-    """Some write requests of a batch were never applied; ``unprocessed`` lists them exactly."""
+    """Some write requests of a batch were never applied; everything else was.
 
-    def __init__(self, unprocessed: list[dict[str, Any]]) -> None:
-        self.unprocessed = unprocessed
-        super().__init__(f"{len(unprocessed)} write request(s) were not processed")
+    ``puts`` (items) and ``deletes`` (keys) list exactly the requests not written, as they
+    were given; sending them again is safe. The error that stopped them is the ``__cause__``.
+    """
+
+    def __init__(
+        self, puts: list[dict[str, Any]], deletes: list[dict[str, Any]], reason: str = ""
+    ) -> None:
+        self.puts = puts
+        self.deletes = deletes
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"{len(puts)} put(s) and {len(deletes)} delete(s) were not written{detail}"
+        )
 
 
 # The one table from AWS error codes to classes. Codes not here become a plain ServiceError

@@ -76,6 +76,13 @@ class KeySchema:
         }
         return cls(pk, sk, indexes)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The table's key attribute names: partition key first."""
+        return (
+            (self.partition_key,) if self.sort_key is None else (self.partition_key, self.sort_key)
+        )
+
     def for_index(self, index: str | None) -> tuple[str, str | None]:
         """(partition key, sort key) of the table, or of ``index``."""
         if index is None:

@@ -216,17 +216,27 @@ class Dispatcher:
         body = orjson.dumps(payload)
         if budget is None:
             budget = self._retry.start()
-        stats = self.stats
         while True:
             try:
                 return await self._attempt(operation, body, budget)
             except AsyncDynError as exc:
                 if not exc.retryable:
                     raise
-                if isinstance(exc, Throttled):
-                    stats.throttles += 1
-                await budget.wait(exc)
-                stats.retries += 1
+                await self.backoff(exc, budget)
+
+    async def attempt(
+        self, operation: str, payload: Mapping[str, Any], budget: RetryBudget
+    ) -> dict[str, Any]:
+        """One try of ``operation``, never retried: for callers that retry on their own
+        terms (the batch engine retries an error and an unprocessed remainder alike)."""
+        return await self._attempt(operation, orjson.dumps(payload), budget)
+
+    async def backoff(self, error: AsyncDynError, budget: RetryBudget) -> None:
+        """Count a retryable failure and sleep its backoff (``RetriesExhausted`` when spent)."""
+        if isinstance(error, Throttled):
+            self.stats.throttles += 1
+        await budget.wait(error)
+        self.stats.retries += 1
 
     async def _attempt(self, operation: str, body: bytes, budget: RetryBudget) -> dict[str, Any]:
         timeout = self._timeout

@@ -1,0 +1,806 @@
+"""The batch engine: BatchGetItem and BatchWriteItem pipelines and the buffered writer.
+
+A batch call turns any number of keys or write requests into requests DynamoDB accepts
+(100 keys; 25 writes and 16 MB), sends them concurrently through the client's in-flight
+limit, and *settles* each chunk: whatever DynamoDB leaves unprocessed, or refuses with a
+retryable error, goes again after a backoff under the operation's deadline, and tells the
+table's ``AdaptiveRate`` to slow down. Nothing is dropped and nothing is invented: every key
+is answered or reported unprocessed, every write request is applied or reported.
+
+Keys are matched by *identity*: the key attributes' wire values with numbers in canonical
+form, since DynamoDB answers ``{"N": "1"}`` for a key asked as ``{"N": "1.0"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Generic, NamedTuple, TypeVar
+
+import orjson
+
+from .errors import (
+    AsyncDynError,
+    ConfigurationError,
+    InvalidItem,
+    RetriesExhausted,
+    Throttled,
+    UnprocessedItemsError,
+)
+from .expressions import Attr, Placeholders
+from .marshal import WireItem, encode_item, encode_key
+from .retry import AdaptiveRate, RateLimiter, RetryBudget, RetryPolicy
+from .transport import Dispatcher
+
+__all__ = [
+    "MAX_GET_KEYS",
+    "MAX_REQUEST_BYTES",
+    "MAX_WRITE_REQUESTS",
+    "BatchEngine",
+    "Outcome",
+    "BatchWriter",
+    "Lane",
+    "Rejected",
+    "WriterStats",
+    "key_identity",
+]
+
+MAX_GET_KEYS = 100
+MAX_WRITE_REQUESTS = 25
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# Room for the envelope around the write requests ({"RequestItems": {"<table>": [...]}}).
+_ENVELOPE_BYTES = 64 * 1024
+
+Identity = tuple[str, ...]
+
+
+def _canonical_number(text: str) -> str:
+    number = Decimal(text)
+    return "0" if number.is_zero() else str(number.normalize())
+
+
+def key_identity(wire: Mapping[str, Any], names: Sequence[str]) -> Identity:
+    """A hashable identity of the key ``names`` of a wire item or key.
+
+    Raises ``KeyError`` when a key attribute is missing and ``ValueError`` when it is not a
+    single S, N or B value.
+    """
+    parts: list[str] = []
+    for name in names:
+        value = wire[name]
+        if len(value) != 1:
+            raise ValueError(f"key attribute {name!r} is not a single typed value")
+        ((kind, raw),) = value.items()
+        if kind == "N":
+            raw = _canonical_number(raw)
+        elif kind not in ("S", "B") or not isinstance(raw, str) or not raw:
+            raise ValueError(f"key attribute {name!r} must be a non-empty string, number or binary")
+        parts.append(kind)
+        parts.append(raw)
+    return tuple(parts)
+
+
+def _error_at(exc: InvalidItem, where: str) -> InvalidItem:
+    """``exc`` again, its path prefixed with the position of the bad input (``puts[17]``)."""
+    path = f"{where}.{exc.path}" if exc.path and not exc.path.startswith("[") else where + exc.path
+    error = InvalidItem(exc.reason, path)
+    error.__cause__ = exc.__cause__
+    return error
+
+
+class Lane:
+    """One table's side of a batch call: its name, key names, extra request fields, limits.
+
+    ``adaptive`` is the table's shared ``AdaptiveRate`` (per client, table and direction);
+    ``limits`` are the rate limiters a request waits on (the adaptive one and a fixed cap).
+    """
+
+    __slots__ = ("adaptive", "fields", "key_names", "limits", "name", "strip")
+
+    def __init__(
+        self,
+        name: str,
+        key_names: Sequence[str],
+        *,
+        adaptive: AdaptiveRate | None = None,
+        rate: float | None = None,
+        fields: Mapping[str, Any] | None = None,
+        strip: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.key_names = tuple(key_names)
+        self.adaptive = adaptive
+        limits: list[RateLimiter] = [] if adaptive is None else [adaptive]
+        if rate is not None:
+            limits.append(RateLimiter(rate))
+        self.limits = tuple(limits)
+        self.fields = dict(fields or {})
+        self.strip = tuple(strip)
+
+    async def acquire(self, n: int) -> float:
+        """Wait for the rate limits; returns the time the request was scheduled, to give
+        back to ``feedback`` (taken before waiting: the rate it waited under is the one its
+        answer speaks about)."""
+        stamp = 0.0 if self.adaptive is None else self.adaptive.stamp()
+        for limit in self.limits:
+            await limit.acquire(n)
+        return stamp
+
+    def feedback(self, sent_at: float, sent: int, processed: int, throttled: bool) -> None:
+        if self.adaptive is not None:
+            self.adaptive.feedback(sent_at, sent, processed, throttled=throttled)
+
+
+class _Leftover(AsyncDynError):
+    """DynamoDB answered but left part of a chunk unprocessed: retried like throttling."""
+
+    retryable = True
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """What a batch writer did: requests ``written``; requests sent again after throttling
+    or being left unprocessed (``retried``); throttling answers (``throttled``); requests
+    given up on (``unprocessed``); inputs refused before sending (``rejected``); requests
+    replaced by a later one for the same key before they were sent (``superseded``)."""
+
+    written: int = 0
+    retried: int = 0
+    throttled: int = 0
+    unprocessed: int = 0
+    rejected: int = 0
+    superseded: int = 0
+
+
+class Rejected(NamedTuple):
+    """An input a writer refused: its position among the writer's inputs, what was given,
+    and why."""
+
+    position: int
+    value: Mapping[str, Any]
+    error: InvalidItem
+
+
+@dataclass(slots=True, eq=False)
+class _Get:
+    """One distinct key of a batch read; ``item`` is filled in once DynamoDB answers."""
+
+    lane: Lane
+    identity: Identity
+    key: WireItem
+    sources: list[Mapping[str, Any]]
+    item: WireItem | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Write:
+    """One write request, serialized once; ``source`` is the item or key as given."""
+
+    lane: Lane
+    identity: Identity
+    request: orjson.Fragment
+    size: int
+    source: Mapping[str, Any]
+    is_put: bool
+
+
+E = TypeVar("E", _Get, _Write)
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The first real error inside a task group's exception group."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+@dataclass(slots=True)
+class Outcome(Generic[E]):
+    """What a whole batch call could not do, and the error that stopped it."""
+
+    leftovers: list[E] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def fail(self, left: list[E], error: BaseException | None) -> None:
+        self.leftovers.extend(left)
+        if self.error is None:
+            self.error = error
+
+
+class BatchEngine:
+    """Chunks, sends and settles batch requests for one client."""
+
+    __slots__ = ("_adaptive", "_capacity", "_dispatcher", "_rates")
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        consumed_capacity: str | None = None,
+        adaptive: bool = True,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._capacity = consumed_capacity
+        self._adaptive = adaptive
+        self._rates: dict[tuple[str, str], AdaptiveRate] = {}
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self._dispatcher.retry
+
+    def rate(self, table: str, direction: str) -> AdaptiveRate | None:
+        """The adaptive rate of ``table`` for ``"read"`` or ``"write"``, shared by every call
+        (``None`` when the client was made with ``adaptive_rate=False``)."""
+        if not self._adaptive:
+            return None
+        rate = self._rates.get((table, direction))
+        if rate is None:
+            rate = self._rates[(table, direction)] = AdaptiveRate()
+        return rate
+
+    # -- settling one chunk ----------------------------------------------------------------
+
+    async def _settle(
+        self,
+        chunk: list[E],
+        budget: RetryBudget,
+        send: Callable[[list[E], RetryBudget], Awaitable[list[E]]],
+        stats: WriterStats | None = None,
+    ) -> tuple[list[E], BaseException | None]:
+        """Send ``chunk`` until all of it is done; returns what is still left when the
+        budget runs out, with the last error. A non-retryable error is raised."""
+        pending = chunk
+        while True:
+            counts: dict[Lane, int] = {}
+            for entry in pending:
+                counts[entry.lane] = counts.get(entry.lane, 0) + 1
+            sent_at = {lane: await lane.acquire(n) for lane, n in counts.items()}
+            error: AsyncDynError
+            try:
+                left = await send(pending, budget)
+            except AsyncDynError as exc:
+                if not exc.retryable:
+                    raise
+                if isinstance(exc, Throttled):  # a 5xx or a lost answer says nothing of rate
+                    for lane, n in counts.items():
+                        lane.feedback(sent_at[lane], n, 0, True)
+                    if stats is not None:
+                        stats.throttled += 1
+                error, left = exc, pending
+            else:
+                left_counts: dict[Lane, int] = {}
+                for entry in left:
+                    left_counts[entry.lane] = left_counts.get(entry.lane, 0) + 1
+                for lane, n in counts.items():
+                    lane.feedback(sent_at[lane], n, n - left_counts.get(lane, 0), False)
+                if not left:
+                    return [], None
+                if len(left) < len(pending):
+                    budget.progressed()
+                error = _Leftover(f"DynamoDB left {len(left)} of {len(pending)} unprocessed")
+            try:
+                await self._dispatcher.backoff(error, budget)
+            except RetriesExhausted as exc:
+                return left, exc.last_error
+            if stats is not None:
+                stats.retried += len(left)
+            pending = left
+
+    def _payload(self, request_items: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = {"RequestItems": request_items}
+        if self._capacity is not None:
+            payload["ReturnConsumedCapacity"] = self._capacity
+        return payload
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def _send_gets(self, pending: list[_Get], budget: RetryBudget) -> list[_Get]:
+        request_items: dict[str, Any] = {}
+        lanes: dict[str, Lane] = {}
+        index: dict[tuple[str, Identity], _Get] = {}
+        for entry in pending:
+            lane = entry.lane
+            table = request_items.get(lane.name)
+            if table is None:
+                table = request_items[lane.name] = {"Keys": [], **lane.fields}
+                lanes[lane.name] = lane
+            table["Keys"].append(entry.key)
+            index[(lane.name, entry.identity)] = entry
+        data = await self._dispatcher.attempt("BatchGetItem", self._payload(request_items), budget)
+        for name, items in (data.get("Responses") or {}).items():
+            lane = lanes[name]
+            for item in items:
+                found = index.get((name, key_identity(item, lane.key_names)))
+                if found is not None:
+                    found.item = item
+        left: list[_Get] = []
+        for name, unprocessed in (data.get("UnprocessedKeys") or {}).items():
+            lane = lanes[name]
+            for key in unprocessed.get("Keys") or ():
+                missed = index.get((name, key_identity(key, lane.key_names)))
+                if missed is not None and missed.item is None:
+                    left.append(missed)
+        return left
+
+    async def gets(
+        self, entries: Iterable[_Get], outcome: Outcome[_Get], *, window: int
+    ) -> AsyncGenerator[list[_Get], None]:
+        """Settled chunks of ``entries`` as they complete, at most ``window`` chunks ahead
+        of the consumer. What cannot be fetched goes to ``outcome``; a non-retryable error
+        is raised. Closing the iterator cancels every chunk still running."""
+        queue: asyncio.Queue[list[_Get] | BaseException | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(window)
+        root = self.policy.start()
+
+        async def settle(chunk: list[_Get]) -> None:
+            left, error = await self._settle(chunk, root.fork(), self._send_gets)
+            if left:
+                outcome.fail(left, error)
+                done = set(map(id, left))
+                chunk = [entry for entry in chunk if id(entry) not in done]
+            queue.put_nowait(chunk)
+
+        async def produce() -> None:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    chunk: list[_Get] = []
+                    for entry in entries:
+                        chunk.append(entry)
+                        if len(chunk) == MAX_GET_KEYS:
+                            await slots.acquire()
+                            group.create_task(settle(chunk))
+                            chunk = []
+                    if chunk:
+                        await slots.acquire()
+                        group.create_task(settle(chunk))
+            except Exception as exc:
+                queue.put_nowait(_unwrap(exc))
+            else:
+                queue.put_nowait(None)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while True:
+                got = await queue.get()
+                if got is None:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+                slots.release()
+        finally:
+            producer.cancel()
+            await asyncio.wait([producer])
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def _send_writes(self, pending: list[_Write], budget: RetryBudget) -> list[_Write]:
+        request_items: dict[str, list[orjson.Fragment]] = {}
+        lanes: dict[str, Lane] = {}
+        index: dict[tuple[str, Identity], _Write] = {}
+        for entry in pending:
+            lane = entry.lane
+            requests = request_items.get(lane.name)
+            if requests is None:
+                requests = request_items[lane.name] = []
+                lanes[lane.name] = lane
+            requests.append(entry.request)
+            index[(lane.name, entry.identity)] = entry
+        data = await self._dispatcher.attempt(
+            "BatchWriteItem", self._payload(request_items), budget
+        )
+        left: list[_Write] = []
+        for name, requests in (data.get("UnprocessedItems") or {}).items():
+            lane = lanes[name]
+            for request in requests:
+                put = request.get("PutRequest")
+                wire = put["Item"] if put is not None else request["DeleteRequest"]["Key"]
+                unwritten = index.get((name, key_identity(wire, lane.key_names)))
+                if unwritten is not None:
+                    left.append(unwritten)
+        return left
+
+
+async def fetch_all(engine: BatchEngine, entries: Iterable[_Get], *, window: int) -> Outcome[_Get]:
+    """Settle every entry (each keeps its item); what could not be fetched is returned."""
+    outcome: Outcome[_Get] = Outcome()
+    chunks = engine.gets(entries, outcome, window=window)
+    async with contextlib.aclosing(chunks):
+        async for _ in chunks:
+            pass
+    return outcome
+
+
+# ------------------------------------------------------------------------------ read entries
+
+
+def read_lane(
+    engine: BatchEngine,
+    table: str,
+    key_names: Sequence[str],
+    *,
+    consistent: bool,
+    attributes: Iterable[str | Attr] | None,
+    rate: float | None,
+) -> Lane:
+    """The lane of a batch read: projection (with the key attributes alignment needs)."""
+    fields: dict[str, Any] = {}
+    if consistent:
+        fields["ConsistentRead"] = True
+    strip: list[str] = []
+    if attributes is not None:
+        if isinstance(attributes, str):
+            raise ConfigurationError("attributes must be a list of attribute names or Attr paths")
+        wanted = list(attributes)
+        tops = {a if isinstance(a, str) else a.path[0] for a in wanted}
+        strip = [name for name in key_names if name not in tops]
+        ph = Placeholders()
+        fields["ProjectionExpression"] = ph.projection([*wanted, *strip])
+        ph.apply(fields)
+    return Lane(
+        table,
+        key_names,
+        adaptive=engine.rate(table, "read"),
+        rate=rate,
+        fields=fields,
+        strip=strip,
+    )
+
+
+def _key_entry(lane: Lane, key: Mapping[str, Any], where: str) -> tuple[Identity, WireItem]:
+    names = lane.key_names
+    try:
+        wire = encode_key(key)
+        if len(wire) != len(names):
+            raise InvalidItem(
+                f"a key of table {lane.name!r} has exactly the attributes {', '.join(names)}"
+            )
+        return key_identity(wire, names), wire
+    except InvalidItem as exc:
+        raise _error_at(exc, where) from None
+    except KeyError as exc:
+        raise InvalidItem(
+            f"missing key attribute {exc.args[0]!r} (keys of {lane.name!r} are {', '.join(names)})",
+            where,
+        ) from None
+
+
+def read_entries(
+    lane: Lane, keys: Iterable[Mapping[str, Any]], where: str = "keys"
+) -> tuple[list[_Get], list[_Get]]:
+    """Encode ``keys``: (one entry per distinct key, the entry of each input position).
+
+    Raises ``InvalidItem`` naming the position of the first bad key, before anything is sent.
+    """
+    distinct: dict[Identity, _Get] = {}
+    positions: list[_Get] = []
+    for i, key in enumerate(keys):
+        identity, wire = _key_entry(lane, key, f"{where}[{i}]")
+        entry = distinct.get(identity)
+        if entry is None:
+            entry = distinct[identity] = _Get(lane, identity, wire, [key])
+        positions.append(entry)
+    return list(distinct.values()), positions
+
+
+def stream_entries(lane: Lane, keys: Iterable[Mapping[str, Any]]) -> Iterator[_Get]:
+    """Encode ``keys`` lazily, merging duplicates only within each chunk of 100 distinct
+    keys (DynamoDB refuses a duplicate in one request); memory stays one chunk deep.
+
+    A bad key raises ``InvalidItem`` naming its position when the stream reaches it.
+    """
+    block: dict[Identity, _Get] = {}
+    for i, key in enumerate(keys):
+        identity, wire = _key_entry(lane, key, f"keys[{i}]")
+        entry = block.get(identity)
+        if entry is not None:
+            entry.sources.append(key)
+            continue
+        entry = block[identity] = _Get(lane, identity, wire, [key])
+        if len(block) == MAX_GET_KEYS:
+            block = {}  # that chunk may be on its way: later duplicates start afresh
+        yield entry
+
+
+def key_names_of(keys: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The key attribute names of a batch read, taken from its first key (each key holds
+    exactly the table's key attributes), in a stable order."""
+    if not keys:
+        return ()
+    first = keys[0]
+    if not isinstance(first, Mapping):
+        return ()  # encoding it reports the problem with its position
+    return tuple(sorted(first))
+
+
+# ----------------------------------------------------------------------------- write entries
+
+
+def write_lane(
+    engine: BatchEngine, table: str, key_names: Sequence[str], *, rate: float | None
+) -> Lane:
+    return Lane(table, key_names, adaptive=engine.rate(table, "write"), rate=rate)
+
+
+def put_entry(lane: Lane, item: Mapping[str, Any], where: str) -> _Write:
+    """Encode and check one put; ``InvalidItem`` names ``where`` (``puts[3]``)."""
+    try:
+        wire = encode_item(item)
+        identity = key_identity(wire, lane.key_names)
+    except InvalidItem as exc:
+        raise _error_at(exc, where) from None
+    except KeyError as exc:
+        raise InvalidItem(
+            f"the item has no key attribute {exc.args[0]!r} (keys of {lane.name!r} are "
+            f"{', '.join(lane.key_names)})",
+            where,
+        ) from None
+    except ValueError as exc:
+        raise InvalidItem(str(exc), where) from None
+    raw = orjson.dumps({"PutRequest": {"Item": wire}})
+    return _Write(lane, identity, orjson.Fragment(raw), len(raw), item, True)
+
+
+def delete_entry(lane: Lane, key: Mapping[str, Any], where: str) -> _Write:
+    """Encode and check one delete; ``InvalidItem`` names ``where`` (``deletes[3]``)."""
+    identity, wire = _key_entry(lane, key, where)
+    raw = orjson.dumps({"DeleteRequest": {"Key": wire}})
+    return _Write(lane, identity, orjson.Fragment(raw), len(raw), key, False)
+
+
+class BatchWriter:
+    """Buffers puts and deletes for one table and writes them in background batches.
+
+    Get one from ``Table.writer()`` and use it as an async context manager::
+
+        async with table.writer() as w:
+            for item in items:
+                await w.put(item)          # waits when the buffer is full (backpressure)
+        print(w.stats)
+
+    Full chunks of 25 go out in the background, at most ``max_in_flight`` at a time; the
+    rest goes when the block ends. Many tasks may share one writer. Two requests for the
+    same key: the later one wins, always, even when the earlier one is already in flight
+    (the later one waits for it). Every accepted request is written, even when the block
+    raises; those that cannot be written after every retry raise ``UnprocessedItemsError``
+    (chained to the block's exception, if any). A bad item raises ``InvalidItem`` from
+    ``put`` — or, with ``skip_invalid=True``, is only recorded — and never stops the others;
+    either way it is listed in ``rejected``.
+    """
+
+    def __init__(
+        self,
+        engine: BatchEngine,
+        lane: Lane | Callable[[], Awaitable[Lane]],
+        *,
+        max_in_flight: int,
+        buffer: int | None,
+        skip_invalid: bool = False,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ConfigurationError("max_in_flight must be at least 1")
+        if buffer is not None and buffer < MAX_WRITE_REQUESTS:
+            raise ConfigurationError(f"buffer must hold at least {MAX_WRITE_REQUESTS} requests")
+        self._engine = engine
+        self._lane_source = lane
+        self._lane: Lane | None = lane if isinstance(lane, Lane) else None
+        self._max_in_flight = max_in_flight
+        self._limit = buffer
+        self.skip_invalid = skip_invalid
+        self.stats = WriterStats()
+        self.rejected: list[Rejected] = []
+        self._buffer: dict[Identity, _Write] = {}
+        self._in_flight: set[Identity] = set()
+        self._in_flight_count = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._failed: list[_Write] = []
+        self._error: BaseException | None = None
+        self._position = 0
+        self._draining = False
+        self._closed = False
+
+    async def __aenter__(self) -> BatchWriter:
+        await self._ready()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._finish(exc)
+
+    async def _ready(self) -> Lane:
+        if self._lane is None:
+            assert not isinstance(self._lane_source, Lane)
+            self._lane = await self._lane_source()
+        return self._lane
+
+    # -- input -----------------------------------------------------------------------------
+
+    async def put(self, item: Mapping[str, Any]) -> None:
+        """Queue a PutItem of ``item`` (replacing any earlier request for its key)."""
+        await self._submit(put_entry, item)
+
+    async def delete(self, key: Mapping[str, Any]) -> None:
+        """Queue a DeleteItem of ``key`` (replacing any earlier request for it)."""
+        await self._submit(delete_entry, key)
+
+    async def _submit(
+        self, encode: Callable[[Lane, Mapping[str, Any], str], _Write], value: Mapping[str, Any]
+    ) -> None:
+        if self._closed:
+            raise RuntimeError("this writer is closed")
+        lane = await self._ready()
+        position = self._position
+        self._position += 1
+        try:
+            entry = encode(lane, value, f"[{position}]")
+        except InvalidItem as exc:
+            self.stats.rejected += 1
+            self.rejected.append(Rejected(position, value, exc))
+            if self.skip_invalid:
+                return
+            raise
+        await self._room()
+        self._add(entry)
+
+    async def _room(self) -> None:
+        limit = self._limit
+        while limit is not None and len(self._buffer) + self._in_flight_count >= limit:
+            self._pump()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _add(self, entry: _Write) -> None:
+        if self._buffer.pop(entry.identity, None) is not None:
+            self.stats.superseded += 1
+        self._buffer[entry.identity] = entry
+        self._pump()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _take(self) -> list[_Write]:
+        """The next chunk: up to 25 requests within 16 MB, none for a key already in flight.
+        Only a full chunk while the writer is open; anything once it drains."""
+        if not self._draining and len(self._buffer) < MAX_WRITE_REQUESTS:
+            return []
+        chunk: list[_Write] = []
+        size = _ENVELOPE_BYTES
+        full = False
+        for identity, entry in self._buffer.items():
+            if identity in self._in_flight:
+                continue
+            if size + entry.size > MAX_REQUEST_BYTES:
+                full = True  # as full as 16 MB allows
+                break
+            chunk.append(entry)
+            size += entry.size
+            if len(chunk) == MAX_WRITE_REQUESTS:
+                full = True
+                break
+        if not chunk or not (full or self._draining):
+            return []
+        for entry in chunk:
+            del self._buffer[entry.identity]
+            self._in_flight.add(entry.identity)
+        self._in_flight_count += len(chunk)
+        return chunk
+
+    def _pump(self) -> None:
+        while len(self._tasks) < self._max_in_flight:
+            chunk = self._take()
+            if not chunk:
+                return
+            task = asyncio.get_running_loop().create_task(self._send(chunk))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, chunk: list[_Write]) -> None:
+        left: list[_Write] = []
+        error: BaseException | None = None
+        try:
+            left, error = await self._engine._settle(
+                chunk, self._engine.policy.start(), self._engine._send_writes, self.stats
+            )
+        except asyncio.CancelledError:
+            left = chunk
+            raise
+        except Exception as exc:  # a refused chunk must be reported, never lost
+            left, error = chunk, exc
+        finally:
+            self._in_flight_count -= len(chunk)
+            for entry in chunk:
+                self._in_flight.discard(entry.identity)
+            self.stats.written += len(chunk) - len(left)
+            for entry in left:
+                # A later request for the same key is waiting: it wins, this one is moot.
+                if entry.identity in self._buffer:
+                    self.stats.superseded += 1
+                else:
+                    self.stats.unprocessed += 1
+                    self._failed.append(entry)
+                    if self._error is None:
+                        self._error = error
+            self._wake()
+        # This task is done with its slot: free it before refilling, or a writer with every
+        # slot taken would never start the next chunk (its done-callback comes too late).
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)
+        self._pump()
+
+    async def flush(self) -> None:
+        """Send everything buffered, partial chunks included, and wait until it is settled."""
+        self._draining = True
+        try:
+            while self._buffer or self._tasks:
+                self._pump()
+                if self._tasks:
+                    await asyncio.wait(list(self._tasks))
+        finally:
+            self._draining = False
+
+    async def close(self) -> None:
+        """Flush and close (what leaving ``async with`` does)."""
+        await self._finish(None)
+
+    async def _finish(self, body_error: BaseException | None) -> None:
+        self._closed = True
+        try:
+            await self.flush()
+        except BaseException:
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks))
+            raise
+        if self._failed:
+            failed, self._failed = self._failed, []
+            raise _unprocessed(failed, self._error) from (
+                body_error if body_error is not None else self._error
+            )
+
+
+def _unprocessed(failed: Iterable[_Write], error: BaseException | None) -> UnprocessedItemsError:
+    puts = [dict(entry.source) for entry in failed if entry.is_put]
+    deletes = [dict(entry.source) for entry in failed if not entry.is_put]
+    return UnprocessedItemsError(puts, deletes, "" if error is None else f"last error: {error}")
+
+
+def decode_positions(
+    positions: Sequence[_Get], decode: Callable[[WireItem], dict[str, Any]]
+) -> list[dict[str, Any] | None]:
+    """The answer of a batch read, aligned with its input positions; each position gets
+    its own decoded item (duplicates included), with alignment-only key attributes removed."""
+    out: list[dict[str, Any] | None] = []
+    for entry in positions:
+        if entry.item is None:
+            out.append(None)
+            continue
+        item = decode(entry.item)
+        for name in entry.lane.strip:
+            item.pop(name, None)
+        out.append(item)
+    return out

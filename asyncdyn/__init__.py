@@ -29,6 +29,7 @@ from .errors import (
     ValidationError,
 )
 from .expressions import Attr, Condition, Key, KeyCondition, Update
+from .fanout import TimeBuckets, WriteSharding
 from .paging import Page
 from .retry import RetryPolicy
 from .schema import GlobalIndex, KeySchema, LocalIndex
@@ -71,6 +72,7 @@ __all__ = [
     "Table",
     "TableNotFound",
     "Throttled",
+    "TimeBuckets",
     "TransactionCanceled",
     "TransactionConflict",
     "TransactionInProgress",
@@ -80,5 +82,6 @@ __all__ = [
     "UnprocessedKeysError",
     "Update",
     "ValidationError",
+    "WriteSharding",
     "WriterStats",
 ]

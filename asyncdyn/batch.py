@@ -39,8 +39,8 @@ from .errors import (
     Throttled,
     UnprocessedItemsError,
 )
-from .expressions import Attr, Placeholders
-from .marshal import WireItem, encode_item, encode_key
+from .expressions import Attr, Placeholders, projection_with
+from .marshal import Decoder, WireItem, encode_item, encode_key
 from .retry import AdaptiveRate, RateLimiter, RetryBudget, RetryPolicy
 from .transport import Dispatcher
 
@@ -71,25 +71,32 @@ def _canonical_number(text: str) -> str:
     return "0" if number.is_zero() else str(number.normalize())
 
 
+def _key_part(name: str, value: Mapping[str, Any]) -> str:
+    # One key attribute has one type for the whole table, so the bare string identifies an
+    # S value; N and B get a tag only so that a mistyped key cannot pass for another.
+    if len(value) == 1:
+        raw = value.get("S")
+        if raw.__class__ is str and raw:
+            return raw
+        raw = value.get("N")
+        if raw.__class__ is str:
+            return "\x00N" + _canonical_number(raw)
+        raw = value.get("B")
+        if raw.__class__ is str and raw:
+            return "\x00B" + raw
+    raise ValueError(f"key attribute {name!r} must be a non-empty string, number or binary")
+
+
 def key_identity(wire: Mapping[str, Any], names: Sequence[str]) -> Identity:
     """A hashable identity of the key ``names`` of a wire item or key.
 
     Raises ``KeyError`` when a key attribute is missing and ``ValueError`` when it is not a
-    single S, N or B value.
+    single non-empty S, N or B value.
     """
-    parts: list[str] = []
-    for name in names:
-        value = wire[name]
-        if len(value) != 1:
-            raise ValueError(f"key attribute {name!r} is not a single typed value")
-        ((kind, raw),) = value.items()
-        if kind == "N":
-            raw = _canonical_number(raw)
-        elif kind not in ("S", "B") or not isinstance(raw, str) or not raw:
-            raise ValueError(f"key attribute {name!r} must be a non-empty string, number or binary")
-        parts.append(kind)
-        parts.append(raw)
-    return tuple(parts)
+    if len(names) == 2:
+        first, second = names
+        return (_key_part(first, wire[first]), _key_part(second, wire[second]))
+    return tuple([_key_part(name, wire[name]) for name in names])
 
 
 def _error_at(exc: InvalidItem, where: str) -> InvalidItem:
@@ -180,8 +187,18 @@ class _Get:
     lane: Lane
     identity: Identity
     key: WireItem
-    sources: list[Mapping[str, Any]]
-    item: WireItem | None = None
+    source: Mapping[str, Any]
+    again: list[Mapping[str, Any]] | None = None  # the same key given again, if it was
+    item: dict[str, Any] | None = None
+    wire: WireItem | None = None  # kept only for a key asked more than once (one copy each)
+
+    def copy(self, decode: Callable[[WireItem], dict[str, Any]]) -> dict[str, Any]:
+        """Another decoded copy of the item (for a duplicate position)."""
+        assert self.wire is not None
+        item = decode(self.wire)
+        for attribute in self.lane.strip:
+            item.pop(attribute, None)
+        return item
 
 
 @dataclass(slots=True, eq=False)
@@ -222,16 +239,18 @@ class Outcome(Generic[E]):
 class BatchEngine:
     """Chunks, sends and settles batch requests for one client."""
 
-    __slots__ = ("_adaptive", "_capacity", "_dispatcher", "_rates")
+    __slots__ = ("_adaptive", "_capacity", "_decode", "_dispatcher", "_rates")
 
     def __init__(
         self,
         dispatcher: Dispatcher,
+        decoder: Decoder,
         *,
         consumed_capacity: str | None = None,
         adaptive: bool = True,
     ) -> None:
         self._dispatcher = dispatcher
+        self._decode = decoder.item
         self._capacity = consumed_capacity
         self._adaptive = adaptive
         self._rates: dict[tuple[str, str], AdaptiveRate] = {}
@@ -319,12 +338,19 @@ class BatchEngine:
             table["Keys"].append(entry.key)
             index[(lane.name, entry.identity)] = entry
         data = await self._dispatcher.attempt("BatchGetItem", self._payload(request_items), budget)
+        decode = self._decode
         for name, items in (data.get("Responses") or {}).items():
             lane = lanes[name]
             for item in items:
                 found = index.get((name, key_identity(item, lane.key_names)))
                 if found is not None:
-                    found.item = item
+                    # Decoded at once, so the wire form dies with its page: a big batch kept
+                    # in both forms until the end costs the garbage collector dearly.
+                    found.item = decoded = decode(item)
+                    for attribute in lane.strip:
+                        decoded.pop(attribute, None)
+                    if found.again:
+                        found.wire = item
         left: list[_Get] = []
         for name, unprocessed in (data.get("UnprocessedKeys") or {}).items():
             lane = lanes[name]
@@ -439,15 +465,10 @@ def read_lane(
     fields: dict[str, Any] = {}
     if consistent:
         fields["ConsistentRead"] = True
-    strip: list[str] = []
-    if attributes is not None:
-        if isinstance(attributes, str):
-            raise ConfigurationError("attributes must be a list of attribute names or Attr paths")
-        wanted = list(attributes)
-        tops = {a if isinstance(a, str) else a.path[0] for a in wanted}
-        strip = [name for name in key_names if name not in tops]
+    projection, strip = projection_with(attributes, key_names)
+    if projection is not None:
         ph = Placeholders()
-        fields["ProjectionExpression"] = ph.projection([*wanted, *strip])
+        fields["ProjectionExpression"] = ph.projection(projection)
         ph.apply(fields)
     return Lane(
         table,
@@ -490,7 +511,11 @@ def read_entries(
         identity, wire = _key_entry(lane, key, f"{where}[{i}]")
         entry = distinct.get(identity)
         if entry is None:
-            entry = distinct[identity] = _Get(lane, identity, wire, [key])
+            entry = distinct[identity] = _Get(lane, identity, wire, key)
+        elif entry.again is None:
+            entry.again = [key]
+        else:
+            entry.again.append(key)
         positions.append(entry)
     return list(distinct.values()), positions
 
@@ -506,9 +531,12 @@ def stream_entries(lane: Lane, keys: Iterable[Mapping[str, Any]]) -> Iterator[_G
         identity, wire = _key_entry(lane, key, f"keys[{i}]")
         entry = block.get(identity)
         if entry is not None:
-            entry.sources.append(key)
+            if entry.again is None:
+                entry.again = [key]
+            else:
+                entry.again.append(key)
             continue
-        entry = block[identity] = _Get(lane, identity, wire, [key])
+        entry = block[identity] = _Get(lane, identity, wire, key)
         if len(block) == MAX_GET_KEYS:
             block = {}  # that chunk may be on its way: later duplicates start afresh
         yield entry
@@ -789,18 +817,19 @@ def _unprocessed(failed: Iterable[_Write], error: BaseException | None) -> Unpro
     return UnprocessedItemsError(puts, deletes, "" if error is None else f"last error: {error}")
 
 
-def decode_positions(
+def aligned(
     positions: Sequence[_Get], decode: Callable[[WireItem], dict[str, Any]]
 ) -> list[dict[str, Any] | None]:
-    """The answer of a batch read, aligned with its input positions; each position gets
-    its own decoded item (duplicates included), with alignment-only key attributes removed."""
+    """The answer of a batch read, aligned with its input positions. A key given more than
+    once gets its own copy of the item at each later position."""
     out: list[dict[str, Any] | None] = []
+    seen: set[int] = set()
     for entry in positions:
-        if entry.item is None:
-            out.append(None)
-            continue
-        item = decode(entry.item)
-        for name in entry.lane.strip:
-            item.pop(name, None)
+        item = entry.item
+        if item is not None and entry.wire is not None:
+            if id(entry) in seen:
+                item = entry.copy(decode)
+            else:
+                seen.add(id(entry))
         out.append(item)
     return out

@@ -8,7 +8,7 @@ import itertools
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import orjson
 
@@ -18,7 +18,7 @@ from .batch import (
     BatchWriter,
     Lane,
     Outcome,
-    decode_positions,
+    aligned,
     delete_entry,
     fetch_all,
     key_names_of,
@@ -36,7 +36,8 @@ from .credentials import (
     resolve_region,
 )
 from .errors import ConfigurationError, TableNotFound, UnprocessedKeysError
-from .expressions import Attr, Condition, KeyCondition, Placeholders, Update
+from .expressions import Attr, Condition, Key, KeyCondition, Placeholders, Update, projection_with
+from .fanout import FanOutPlan, Leg, LegState, check_states
 from .marshal import NumberMode, decoder, encode_item, encode_key
 from .paging import CursorCodec, FetchPage, ItemIterator, Page, WireKey, collect_page
 from .retry import RetryPolicy
@@ -57,7 +58,7 @@ __all__ = ["Client", "Table"]
 
 Item = dict[str, Any]
 ConditionArg = Condition | str | None
-Attributes = Iterable[str | Attr] | None
+Attributes = Iterable[str | Attr | tuple[str | int, ...]] | None
 ReturnValues = Literal["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"]
 ReturnOnFailure = Literal["NONE", "ALL_OLD"]
 ConsumedCapacityMode = Literal["NONE", "TOTAL", "INDEXES"]
@@ -68,6 +69,8 @@ _UPDATE_RETURNS = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
 # Fields that move a listing along rather than define it; everything else binds a cursor.
 _PAGING_FIELDS = ("ExclusiveStartKey", "Limit", "ReturnConsumedCapacity")
 _DEFAULT_CURSOR_KEY = b"asyncdyn cursor v1"
+# DynamoDB allows up to 1,000,000 segments; more than a few thousand legs is a mistake here.
+MAX_SEGMENTS = 4096
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -182,7 +185,10 @@ class Client:
         # Chunk tasks kept ahead of the in-flight limit, so that a slot freed is refilled at once.
         self._window = 2 * max_concurrency
         self._batch = BatchEngine(
-            self._dispatcher, consumed_capacity=self._consumed_capacity, adaptive=adaptive_rate
+            self._dispatcher,
+            self._decoder,
+            consumed_capacity=self._consumed_capacity,
+            adaptive=adaptive_rate,
         )
         self._cursors = CursorCodec(cursor_key or _DEFAULT_CURSOR_KEY)
         self._tables: dict[str, Table] = {}
@@ -258,11 +264,11 @@ class Client:
             distinct.extend(unique)
         outcome = await fetch_all(self._batch, distinct, window=self._window)
         decode = self._decoder.item
-        result = {name: decode_positions(at, decode) for name, at in positions.items()}
+        result = {name: aligned(at, decode) for name, at in positions.items()}
         if outcome.leftovers:
             unprocessed: dict[str, list[Item]] = {}
             for entry in outcome.leftovers:
-                unprocessed.setdefault(entry.lane.name, []).append(dict(entry.sources[0]))
+                unprocessed.setdefault(entry.lane.name, []).append(dict(entry.source))
             raise UnprocessedKeysError(result, unprocessed) from outcome.error
         return result
 
@@ -517,9 +523,9 @@ class Table:
         )
         distinct, positions = read_entries(lane, keys)
         outcome = await fetch_all(self._client._batch, distinct, window=self._client._window)
-        result = decode_positions(positions, self._decode)
+        result = aligned(positions, self._decode)
         if outcome.leftovers:
-            unprocessed = [dict(entry.sources[0]) for entry in outcome.leftovers]
+            unprocessed = [dict(entry.source) for entry in outcome.leftovers]
             raise UnprocessedKeysError(result, unprocessed) from outcome.error
         return result
 
@@ -560,12 +566,14 @@ class Table:
         chunks = engine.gets(entries, outcome, window=window or self._client._window)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
-                for entry, item in zip(chunk, decode_positions(chunk, decode), strict=True):
-                    yield entry.sources[0], item
-                    for again in entry.sources[1:]:
-                        yield again, None if item is None else decode_positions([entry], decode)[0]
+                for entry in chunk:
+                    yield entry.source, entry.item
+                    for again in entry.again or ():
+                        yield again, None if entry.item is None else entry.copy(decode)
         if outcome.leftovers:
-            unprocessed = [dict(k) for entry in outcome.leftovers for k in entry.sources]
+            unprocessed = [
+                dict(k) for entry in outcome.leftovers for k in (entry.source, *(entry.again or ()))
+            ]
             raise UnprocessedKeysError([], unprocessed) from outcome.error
 
     async def batch_write(
@@ -747,6 +755,7 @@ class Table:
         )
         return await self._page("Query", request, limit, cursor)
 
+    @overload
     def scan(
         self,
         *,
@@ -757,9 +766,48 @@ class Table:
         consistent: bool = False,
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
-    ) -> ItemIterator:
-        """Every item of the table (or index), page after page, prefetching the next page."""
+        segments: None = None,
+    ) -> ItemIterator: ...
+
+    @overload
+    def scan(
+        self,
+        *,
+        filter: ConditionArg = None,
+        attributes: Attributes = None,
+        index: str | None = None,
+        limit: int | None = None,
+        consistent: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        segments: int,
+    ) -> AsyncGenerator[Item, None]: ...
+
+    def scan(
+        self,
+        *,
+        filter: ConditionArg = None,
+        attributes: Attributes = None,
+        index: str | None = None,
+        limit: int | None = None,
+        consistent: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        segments: int | None = None,
+    ) -> ItemIterator | AsyncGenerator[Item, None]:
+        """Every item of the table (or index), page after page, prefetching the next page.
+
+        With ``segments=N`` it is a parallel scan: N segments read concurrently (through
+        the client's in-flight limit), each a page ahead, items handed out as pages arrive;
+        a slow consumer holds the segments back (about two pages each). ``limit`` caps the
+        items yielded. Iterate inside ``contextlib.aclosing(...)`` to cancel at once when
+        leaving early.
+        """
         _check_limit(limit)
+        if segments is not None:
+            return self._parallel_scan(
+                segments, filter, attributes, index, limit, consistent, names, values
+            )
         request = self._listing(
             key_condition=None,
             index=index,
@@ -783,9 +831,21 @@ class Table:
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
         cursor: str | None = None,
+        segments: int | None = None,
     ) -> Page:
-        """One page of a scan and the cursor of the next; see ``query_page``."""
+        """One page of a scan and the cursor of the next; see ``query_page``.
+
+        With ``segments=N`` (and a ``limit``, required then) the page comes from N segments
+        read concurrently and the cursor resumes every segment where it stopped.
+        """
         _check_limit(limit)
+        if segments is not None:
+            if limit is None:
+                raise ConfigurationError("a parallel scan_page needs a limit (items per page)")
+            plan = await self._segments(
+                segments, filter, attributes, index, consistent, names, values
+            )
+            return await self._fan_out_page("Scan", plan, "scan", limit, cursor, False, False)
         request = self._listing(
             key_condition=None,
             index=index,
@@ -806,6 +866,225 @@ class Table:
         start_key = codec.decode(scope, cursor)
         items, last_key = await collect_page(self._fetcher(operation, request), start_key, limit)
         return Page(items, codec.encode(scope, last_key))
+
+    # -- fan-out -------------------------------------------------------------------------
+
+    async def query_partitions(
+        self,
+        partitions: Iterable[Any],
+        sort_condition: KeyCondition | None = None,
+        *,
+        index: str | None = None,
+        filter: ConditionArg = None,
+        attributes: Attributes = None,
+        limit: int | None = None,
+        descending: bool = False,
+        consistent: bool = False,
+        merge: bool = True,
+        ordered: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> AsyncGenerator[Item, None]:
+        """One query per partition key value, run concurrently, as one stream of items.
+
+        ``sort_condition`` is the sort-key part (``Key("SK").begins_with("ORDER#")``); each
+        partition gets it under its own partition key (read from the table's schema, once).
+        With ``merge`` (the default) items come in sort-key order across all partitions (the
+        index's sort key with ``index``), ties in partition order; ``merge=False`` yields
+        them as pages arrive. ``limit`` stops as soon as it is met and cancels the rest;
+        memory stays about two pages per partition.
+
+        ``ordered=True`` says the partitions hold consecutive sort-key ranges in the order
+        given, as ``TimeBuckets.partitions`` lists them: they are then read one after the
+        other (the last first when ``descending``), starting in waves of 1, 2, 4... so that
+        "the latest 100" over two years reads only the newest bucket when it holds 100.
+
+        To stop early and cancel what is still running at once, iterate inside ``async with
+        contextlib.aclosing(table.query_partitions(...)) as items:``.
+        """
+        _check_limit(limit)
+        plan = await self._fan_out_plan(
+            partitions,
+            sort_condition,
+            index,
+            filter,
+            attributes,
+            descending,
+            consistent,
+            names,
+            values,
+        )
+        legs = [Leg(self._fetcher("Query", request)) for request in plan.requests]
+        items = plan.run(legs, merge=merge, ordered=ordered, limit=limit)
+        async with contextlib.aclosing(items):
+            async for item in items:
+                yield plan.shown(item)
+
+    async def query_partitions_page(
+        self,
+        partitions: Iterable[Any],
+        sort_condition: KeyCondition | None = None,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        index: str | None = None,
+        filter: ConditionArg = None,
+        attributes: Attributes = None,
+        descending: bool = False,
+        consistent: bool = False,
+        merge: bool = True,
+        ordered: bool = False,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> Page:
+        """Up to ``limit`` items of ``query_partitions`` and the cursor of the next page.
+
+        The cursor holds every partition's position, so the next page continues the same
+        order with nothing repeated or skipped; it fits only the same fan-out (same
+        partitions, conditions and order), else ``InvalidCursor`` before anything is sent.
+        """
+        _check_limit(limit)
+        plan = await self._fan_out_plan(
+            partitions,
+            sort_condition,
+            index,
+            filter,
+            attributes,
+            descending,
+            consistent,
+            names,
+            values,
+        )
+        return await self._fan_out_page(
+            "Query", plan, f"merge={merge} ordered={ordered}", limit, cursor, merge, ordered
+        )
+
+    async def _fan_out_page(
+        self,
+        operation: str,
+        plan: FanOutPlan,
+        label: str,
+        limit: int,
+        cursor: str | None,
+        merge: bool,
+        ordered: bool,
+    ) -> Page:
+        codec = self._client._cursors
+        scope = f"fan-out {label} {len(plan.requests)}".encode() + b"".join(
+            self._scope(operation, request) for request in plan.requests
+        )
+        states: list[LegState] = (
+            [None] * len(plan.requests)
+            if cursor is None
+            else check_states(codec.open(scope, cursor), len(plan.requests))
+        )
+        legs = [
+            Leg(self._fetcher(operation, request), start if start is not False else None)
+            for request, start in zip(plan.requests, states, strict=True)
+        ]
+        running = [leg for leg, state in zip(legs, states, strict=True) if state is not False]
+        generator = plan.run(running, merge=merge, ordered=ordered, limit=limit)
+        async with contextlib.aclosing(generator):
+            items = [plan.shown(item) async for item in generator]
+        after = [
+            False if state is False else leg.state(plan.key_of)
+            for leg, state in zip(legs, states, strict=True)
+        ]
+        done = all(state is False for state in after)
+        return Page(items, None if done else codec.seal(scope, after))
+
+    async def _fan_out_plan(
+        self,
+        partitions: Iterable[Any],
+        sort_condition: KeyCondition | None,
+        index: str | None,
+        filter: ConditionArg,
+        attributes: Attributes,
+        descending: bool,
+        consistent: bool,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> FanOutPlan:
+        if sort_condition is not None and not isinstance(sort_condition, KeyCondition):
+            raise ConfigurationError(
+                "sort_condition must be a Key(...) condition on the sort key, "
+                f"not {type(sort_condition).__name__}"
+            )
+        values_of = list(partitions)
+        if not values_of:
+            raise ConfigurationError("query_partitions needs at least one partition")
+        schema = await self.key_schema()
+        partition_key, sort_key = schema.for_index(index)
+        needed = [*schema.names]
+        if index is not None:
+            needed += [name for name in (partition_key, sort_key) if name and name not in needed]
+        projection, strip = projection_with(attributes, needed)
+        requests = []
+        for value in values_of:
+            key = Key(partition_key).eq(value)
+            condition = key if sort_condition is None else key & sort_condition
+            requests.append(
+                self._listing(
+                    key_condition=condition,
+                    index=index,
+                    filter=filter,
+                    attributes=projection,
+                    descending=descending,
+                    consistent=consistent,
+                    names=names,
+                    values=values,
+                )
+            )
+        return FanOutPlan(requests, needed, sort_key, strip, descending)
+
+    async def _segments(
+        self,
+        segments: int,
+        filter: ConditionArg,
+        attributes: Attributes,
+        index: str | None,
+        consistent: bool,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> FanOutPlan:
+        """One scan request per segment, and the keys that give a segment its position."""
+        if not isinstance(segments, int) or not 1 <= segments <= MAX_SEGMENTS:
+            raise ConfigurationError(f"segments must be an int from 1 to {MAX_SEGMENTS}")
+        schema = await self.key_schema()
+        needed = [*schema.names]
+        if index is not None:
+            needed += [name for name in schema.for_index(index) if name and name not in needed]
+        projection, strip = projection_with(attributes, needed)
+        base = self._listing(
+            key_condition=None,
+            index=index,
+            filter=filter,
+            attributes=projection,
+            descending=False,
+            consistent=consistent,
+            names=names,
+            values=values,
+        )
+        requests = [{**base, "Segment": n, "TotalSegments": segments} for n in range(segments)]
+        return FanOutPlan(requests, needed, strip=strip)
+
+    async def _parallel_scan(
+        self,
+        segments: int,
+        filter: ConditionArg,
+        attributes: Attributes,
+        index: str | None,
+        limit: int | None,
+        consistent: bool,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> AsyncGenerator[Item, None]:
+        plan = await self._segments(segments, filter, attributes, index, consistent, names, values)
+        legs = [Leg(self._fetcher("Scan", request)) for request in plan.requests]
+        items = plan.run(legs, merge=False, ordered=False, limit=limit)
+        async with contextlib.aclosing(items):
+            async for item in items:
+                yield plan.shown(item)
 
     async def count(
         self,

@@ -34,6 +34,7 @@ __all__ = [
     "Placeholders",
     "Size",
     "Update",
+    "projection_with",
 ]
 
 # Limits from the DynamoDB developer guide (service quotas, document paths).
@@ -1146,3 +1147,26 @@ class KeyCondition(_Frozen):
         if tag not in _KEY_TYPES:
             _fail(f"{_part_repr(part)}: key values are strings, numbers or binary, not {tag}")
         return token
+
+
+def projection_with(
+    attributes: Iterable[str | Attr | Path] | None, required: Iterable[str]
+) -> tuple[list[str | Attr | Path] | None, list[str]]:
+    """A projection that also fetches the ``required`` attributes (the keys a batch or a
+    fan-out needs to match answers or resume), and the names among them the caller did not
+    ask for, to be removed from each item again. ``None`` projects everything."""
+    if attributes is None:
+        return None, []
+    if isinstance(attributes, str):
+        _fail("attributes must be a list of attribute names or Attr paths, not one string")
+    wanted = list(attributes)
+    tops: set[object] = set()
+    for attribute in wanted:
+        if isinstance(attribute, Attr):
+            tops.add(attribute.path[0])
+        elif isinstance(attribute, tuple):
+            tops.add(attribute[0] if attribute else None)
+        else:
+            tops.add(attribute)
+    strip = [name for name in required if name not in tops]
+    return [*wanted, *strip], strip

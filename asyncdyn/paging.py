@@ -24,7 +24,7 @@ import orjson
 
 from .errors import InvalidCursor
 
-__all__ = ["CursorCodec", "ItemIterator", "Page", "collect_page"]
+__all__ = ["CursorCodec", "ItemIterator", "Page", "check_key_shape", "collect_page"]
 
 Item = dict[str, Any]
 WireKey = dict[str, Any]
@@ -38,7 +38,7 @@ _MAC_BYTES = 12
 _KEY_TYPES = frozenset(("S", "N", "B"))
 # A LastEvaluatedKey holds the table key and, for an index, the index key: at most 4 parts.
 _MAX_KEY_PARTS = 4
-_MAX_CURSOR_CHARS = 16_384
+_MAX_CURSOR_CHARS = 65_536  # a fan-out cursor holds one key per leg
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +65,27 @@ class CursorCodec:
         return h.digest()
 
     def encode(self, scope: bytes, last_key: WireKey | None) -> str | None:
-        if not last_key:
-            return None
-        payload = orjson.dumps(last_key, option=orjson.OPT_SORT_KEYS)
-        raw = self._mac(scope, payload) + payload
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        """The cursor of ``last_key`` (``None`` at the end of the listing)."""
+        return self.seal(scope, last_key) if last_key else None
 
     def decode(self, scope: bytes, cursor: str | None) -> WireKey | None:
         """The ``LastEvaluatedKey`` inside ``cursor``, or ``InvalidCursor``."""
         if cursor is None:
             return None
+        last_key = self.open(scope, cursor)
+        check_key_shape(last_key)
+        return last_key  # type: ignore[no-any-return]  # shape checked just above
+
+    def seal(self, scope: bytes, state: Any) -> str:
+        """Any JSON-able ``state`` as a cursor bound to ``scope`` (a fan-out keeps one
+        position per leg)."""
+        payload = orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+        raw = self._mac(scope, payload) + payload
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    def open(self, scope: bytes, cursor: str) -> Any:
+        """The state sealed in ``cursor``; ``InvalidCursor`` if it is not one of ours for
+        ``scope``. The caller checks the state's shape."""
         if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_CURSOR_CHARS:
             raise InvalidCursor("cursor must be a non-empty string returned by a previous page")
         try:
@@ -85,14 +96,13 @@ class CursorCodec:
         if len(mac) < _MAC_BYTES or not hmac.compare_digest(mac, self._mac(scope, payload)):
             raise InvalidCursor("cursor was altered, or belongs to another query, index or table")
         try:
-            last_key = orjson.loads(payload)
+            return orjson.loads(payload)
         except orjson.JSONDecodeError as exc:  # only reachable with a forged MAC
             raise InvalidCursor("cursor payload is not readable") from exc
-        _check_key_shape(last_key)
-        return last_key  # type: ignore[no-any-return]  # shape checked just above
 
 
-def _check_key_shape(last_key: Any) -> None:
+def check_key_shape(last_key: Any) -> None:
+    """``InvalidCursor`` unless ``last_key`` looks like a DynamoDB key (1-4 S/N/B parts)."""
     if not isinstance(last_key, dict) or not 0 < len(last_key) <= _MAX_KEY_PARTS:
         raise InvalidCursor("cursor does not hold a key")
     for name, value in last_key.items():

@@ -1,7 +1,9 @@
 """The benchmark harness: run workloads for several clients side by side and report.
 
 Every (workload, client) pair runs ``ops`` operations from ``concurrency`` tasks, each
-issuing its calls one after another. Rounds interleave the clients (the order rotates each
+issuing its calls one after another (a bulk workload such as batch_get sets its own
+concurrency, 1: its one operation already fans out). A client without the method a
+workload needs skips it, shown as "n/a". Rounds interleave the clients (the order rotates each
 round) so a burst of machine noise hits them all alike, and the tables show medians over
 rounds. Client CPU is ``time.process_time()`` of this process; the server always runs in
 another process, whose CPU is read from /proc.
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 BASELINE = "aiobotocore"
+DEFAULT_WORKLOADS = tuple(name for name, w in WORKLOADS.items() if w.in_default_run)
 DEFAULT_CONCURRENCY = 16
 DEFAULT_ROUNDS = 3
 DEFAULT_WARMUP = 100
@@ -77,6 +80,7 @@ class Sample:
     cpu_s: float
     server_cpu_s: float | None
     latencies: list[float] | None = field(default=None, repr=False)
+    concurrency: int | None = None
 
     @property
     def cpu_us_per_op(self) -> float:
@@ -92,6 +96,7 @@ class Sample:
         lat = data.pop("latencies")
         data["cpu_us_per_op"] = self.cpu_us_per_op
         data["ops_per_s"] = self.ops_per_s
+        data["items_per_s"] = self.items / self.wall_s
         if lat:
             data["p50_ms"] = _percentile(sorted(lat), 0.50) * 1e3
             data["p99_ms"] = _percentile(sorted(lat), 0.99) * 1e3
@@ -196,43 +201,80 @@ async def run_matrix(
     server: Server | None,
     warmup: int = DEFAULT_WARMUP,
     latencies: bool = True,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[Sample]:
-    """Warm every client up on every workload, then run the interleaved rounds."""
+    """Warm every client up on every workload, then run the interleaved rounds.
+
+    A workload's own ``concurrency`` and ``warmup`` win over the arguments. A client that
+    does not support a workload (``Workload.supports``, or ``NotImplementedError`` from its
+    first operation) skips it; the (workload, client) pair is appended to ``skipped``.
+    """
+    runnable: dict[str, list[Peer]] = {}
     for workload in workloads:
+        tasks = workload_concurrency(workload, concurrency)
+        warm = workload.warmup if workload.warmup is not None else warmup
+        runnable[workload.name] = []
         for peer in peers:
+            if not workload.supports(peer):
+                _skip(workload, peer, skipped)
+                continue
             # Opens the pool's connections and fills lazy caches (botocore loads its models).
-            _, _, result = await drive(bind(workload, peer), max(warmup, concurrency), concurrency)
+            implemented = True
+            try:
+                _, _, result = await drive(bind(workload, peer), max(warm, tasks), tasks)
+            except* NotImplementedError:
+                implemented = False
+            if not implemented:
+                _skip(workload, peer, skipped)
+                continue
             workload.check(peer, result)
+            runnable[workload.name].append(peer)
     samples: list[Sample] = []
     for round_ in range(rounds):
         shift = round_ % len(peers)
         order = [*peers[shift:], *peers[:shift]]
         for workload in workloads:
             ops = ops_for(workload)
+            tasks = workload_concurrency(workload, concurrency)
             for peer in order:
+                if peer not in runnable[workload.name]:
+                    continue
                 lat: list[float] | None = [] if latencies else None
                 server_cpu0 = server.cpu_seconds() if server is not None else 0.0
-                wall, cpu, result = await drive(bind(workload, peer), ops, concurrency, lat)
+                wall, cpu, result = await drive(bind(workload, peer), ops, tasks, lat)
                 server_cpu = server.cpu_seconds() - server_cpu0 if server is not None else None
                 workload.check(peer, result)
                 sample = Sample(
-                    peer.name,
-                    workload.name,
-                    round_ + 1,
-                    ops,
-                    ops * workload.items_per_op,
-                    wall,
-                    cpu,
-                    server_cpu,
-                    lat,
+                    client=peer.name,
+                    workload=workload.name,
+                    round=round_ + 1,
+                    ops=ops,
+                    items=ops * workload.items_per_op,
+                    wall_s=wall,
+                    cpu_s=cpu,
+                    server_cpu_s=server_cpu,
+                    latencies=lat,
+                    concurrency=tasks,
                 )
                 samples.append(sample)
+                items = f" {sample.items / wall:9.0f} items/s" if workload.items_per_op > 1 else ""
                 print(
-                    f"  round {round_ + 1}/{rounds} {workload.name:<6} {peer.name:<12}"
-                    f" {sample.ops_per_s:9.0f} ops/s {sample.cpu_us_per_op:9.1f} µs CPU/op",
+                    f"  round {round_ + 1}/{rounds} {workload.name:<11} {peer.name:<12}"
+                    f" {sample.ops_per_s:9.1f} ops/s{items} {sample.cpu_us_per_op:11.1f} µs CPU/op",
                     file=sys.stderr,
                 )
     return samples
+
+
+def workload_concurrency(workload: Workload, default: int) -> int:
+    """The tasks ``workload`` runs from: its own setting, else the harness's."""
+    return workload.concurrency if workload.concurrency is not None else default
+
+
+def _skip(workload: Workload, peer: Peer, skipped: list[tuple[str, str]] | None) -> None:
+    print(f"  {workload.name}: {peer.name} does not support it, skipped (n/a)", file=sys.stderr)
+    if skipped is not None:
+        skipped.append((workload.name, peer.name))
 
 
 def bind(workload: Workload, peer: Peer) -> Callable[[int], Awaitable[Any]]:
@@ -307,7 +349,13 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
-def harness_table(summaries: Sequence[Summary]) -> str:
+def _rate(value: float) -> str:
+    """Operations per second: whole numbers, but a bulk workload's 0.4 stays readable."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def harness_table(summaries: Sequence[Summary], skipped: Sequence[tuple[str, str]] = ()) -> str:
+    """The results, one row per (client, workload); ``skipped`` pairs as "n/a" rows."""
     headers = (
         "client",
         "workload",
@@ -319,11 +367,11 @@ def harness_table(summaries: Sequence[Summary]) -> str:
         f"CPU vs {BASELINE}",
         "server CPU",
     )
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             s.client,
             s.workload,
-            f"{s.ops_per_s:,.0f}",
+            _rate(s.ops_per_s),
             f"{s.items_per_s:,.0f}",
             _fmt(s.p50_ms, ".2f"),
             _fmt(s.p99_ms, ".2f"),
@@ -333,6 +381,10 @@ def harness_table(summaries: Sequence[Summary]) -> str:
         )
         for s in summaries
     ]
+    for workload, client in skipped:
+        # Right after the workload's last row so far (at the end if it has none).
+        at = max((i + 1 for i, row in enumerate(rows) if row[1] == workload), default=len(rows))
+        rows.insert(at, (client, workload, *["n/a"] * (len(headers) - 2)))
     return format_table(headers, rows)
 
 
@@ -458,6 +510,7 @@ async def _run(args: argparse.Namespace, server: Server | None) -> int:
             if not peers:
                 print("no client could be set up", file=sys.stderr)
                 return 1
+            skipped: list[tuple[str, str]] = []
             samples = await run_matrix(
                 peers,
                 workloads,
@@ -466,6 +519,7 @@ async def _run(args: argparse.Namespace, server: Server | None) -> int:
                 concurrency=args.concurrency,
                 server=server,
                 warmup=args.warmup,
+                skipped=skipped,
             )
     finally:
         # Only an external server outlives the run; leave it as we found it.
@@ -473,13 +527,22 @@ async def _run(args: argparse.Namespace, server: Server | None) -> int:
             await _drop_table(endpoint_url, table)
     summaries = summarize(samples)
     kind = server.kind if server is not None else f"external {endpoint_url}"
+    own = {w.name: w.concurrency for w in workloads if w.concurrency is not None}
     print(
-        f"\n{kind}; concurrency {args.concurrency}; medians of {args.rounds} rounds; "
+        f"\n{kind}; concurrency {args.concurrency}"
+        + "".join(f", {name} {n}" for name, n in own.items())
+        + f"; medians of {args.rounds} rounds; "
         f"CPU is this process's (all clients run here, one after another)\n"
     )
-    print(harness_table(summaries))
+    print(harness_table(summaries, skipped))
     if args.json:
-        meta = metadata(server=kind, concurrency=args.concurrency, rounds=args.rounds)
+        meta = metadata(
+            server=kind,
+            concurrency=args.concurrency,
+            workload_concurrency=own,
+            rounds=args.rounds,
+            unsupported=[{"workload": w, "client": c} for w, c in skipped],
+        )
         write_json(args.json, meta, samples, summaries)
         print(f"\nwrote {args.json}", file=sys.stderr)
     return 0
@@ -488,7 +551,7 @@ async def _run(args: argparse.Namespace, server: Server | None) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run get/put/query workloads for asyncdyn and its peers side by side.",
+        description="Run get/put/query/batch workloads for asyncdyn and its peers side by side.",
     )
     p.add_argument(
         "--endpoint-url",
@@ -506,8 +569,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workload",
         type=lambda v: split_names(v, WORKLOADS, "workload"),
-        default=list(WORKLOADS),
-        help=f"comma-separated (default: {','.join(WORKLOADS)})",
+        default=list(DEFAULT_WORKLOADS),
+        help=f"comma-separated from {','.join(WORKLOADS)} (default: {','.join(DEFAULT_WORKLOADS)})",
     )
     p.add_argument(
         "--clients",
@@ -515,14 +578,22 @@ def parser() -> argparse.ArgumentParser:
         default=list(DEFAULT_PEERS),
         help=f"comma-separated from {','.join(PEERS)} (default: {','.join(DEFAULT_PEERS)})",
     )
-    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"concurrent tasks per workload (default: {DEFAULT_CONCURRENCY}); workloads that "
+        "set their own keep it: "
+        + ", ".join(f"{w.name} {w.concurrency}" for w in WORKLOADS.values() if w.concurrency),
+    )
     p.add_argument(
         "--ops",
         type=int,
         default=None,
-        help="operations per workload, client and round (default: per workload, "
+        help="operations per workload, client and round, for every workload chosen (default: "
+        "per workload, "
         + ", ".join(f"{w.name} {w.default_ops}" for w in WORKLOADS.values())
-        + ")",
+        + "; one batch_get or batch_write operation moves 10,000 items)",
     )
     p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     p.add_argument(

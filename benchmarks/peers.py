@@ -5,6 +5,10 @@ maps and lists), does what a user of that library writes for one get, put or que
 returns the library's own result. What a result looks like differs (the raw aiobotocore
 client returns DynamoDB JSON), so checks go through :meth:`Peer.plain`, outside the timing.
 
+get, put and query are required. The bulk operations (``batch_get``, ``batch_write``) are
+optional: an adapter that does not override them raises ``NotImplementedError``, and
+:meth:`Peer.supports` tells the harness to skip (and report "n/a" for) such workloads.
+
 The libraries are imported in ``setup``: a missing optional peer is reported, not fatal.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -34,6 +38,11 @@ ACCESS_KEY = "AKIDBENCHMARK"
 SECRET_KEY = "benchmark-secret-key"
 
 Item = dict[str, Any]
+
+BATCH_GET_KEYS = 100
+"""BatchGetItem's limit: keys per request."""
+BATCH_WRITE_ITEMS = 25
+"""BatchWriteItem's limit: put/delete requests per request."""
 
 
 class Peer(abc.ABC):
@@ -59,6 +68,19 @@ class Peer(abc.ABC):
     @abc.abstractmethod
     async def query(self, pk: str) -> list[Any]:
         """Every item of partition ``pk``, all pages read."""
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        """Every item of ``keys`` (at most 100 distinct keys per request, unprocessed keys
+        re-sent), in the library's usual way; the order need not follow ``keys``."""
+        raise NotImplementedError
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        """Put every item of ``items`` (25 per request, unprocessed items re-sent)."""
+        raise NotImplementedError
+
+    def supports(self, method: str) -> bool:
+        """Whether this adapter implements ``method`` (an optional one such as batch_get)."""
+        return getattr(type(self), method) is not getattr(Peer, method)
 
     def plain(self, item: Any) -> Item:
         """One returned item as plain Python (for checks, never timed)."""
@@ -93,6 +115,20 @@ class AsyncdynPeer(Peer):
 
     async def query(self, pk: str) -> list[Any]:
         return [item async for item in self._table.query(self._key("PK").eq(pk))]
+
+    def supports(self, method: str) -> bool:
+        # The bulk API is recent: an asyncdyn without it (an older checkout) skips those.
+        from asyncdyn.client import Table
+
+        return super().supports(method) and hasattr(Table, method)
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        # Aligned with keys, None for a missing one; asyncdyn chunks and retries itself.
+        items: list[Any] = await self._table.batch_get(keys)
+        return items
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        await self._table.batch_write(puts=items)
 
     async def close(self) -> None:
         await self._client.close()
@@ -148,6 +184,20 @@ class AiobotocorePeer(Peer):
 
         return await _query_all(send, self._name, pk)
 
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        async def send(request: dict[str, Any]) -> dict[str, Any]:
+            response: dict[str, Any] = await self._client.batch_get_item(**request)
+            return response
+
+        return await _batch_get_all(send, self._name, keys, self._wire)
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        async def send(request: dict[str, Any]) -> dict[str, Any]:
+            response: dict[str, Any] = await self._client.batch_write_item(**request)
+            return response
+
+        await _batch_write_all(send, self._name, items, self._wire)
+
     def plain(self, item: Any) -> Item:
         return {name: self._deserialize(value) for name, value in item.items()}
 
@@ -171,14 +221,15 @@ class Aioboto3Peer(Peer):
             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
         )
         self._stack = contextlib.AsyncExitStack()
-        resource = await self._stack.enter_async_context(
+        self._name = table
+        self._resource = await self._stack.enter_async_context(
             session.resource(
                 "dynamodb",
                 endpoint_url=endpoint_url,
                 config=AioConfig(max_pool_connections=concurrency),
             )
         )
-        self._table = await resource.Table(table)
+        self._table = await self._resource.Table(table)
 
     async def get(self, key: Item) -> Any:
         response = await self._table.get_item(Key=key)
@@ -198,12 +249,37 @@ class Aioboto3Peer(Peer):
                 return items
             request["ExclusiveStartKey"] = last_key
 
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        # The service resource's batch_get_item: plain keys in, plain items out, and
+        # UnprocessedKeys come back plain too, ready to be re-sent as they are.
+        items: list[Any] = []
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            # A list: boto3's serializer leaves a tuple's keys untransformed.
+            chunk = list(keys[start : start + BATCH_GET_KEYS])
+            request: dict[str, Any] = {self._name: {"Keys": chunk}}
+            while request:
+                response = await self._resource.batch_get_item(RequestItems=request)
+                items.extend(response["Responses"].get(self._name, ()))
+                request = response.get("UnprocessedKeys") or {}
+        return items
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        # batch_writer buffers 25 puts per BatchWriteItem and re-queues UnprocessedItems.
+        async with self._table.batch_writer() as writer:
+            for item in items:
+                await writer.put_item(Item=item)
+
     async def close(self) -> None:
         await self._stack.aclose()
 
 
 class AiodynamoPeer(Peer):
-    """aiodynamo over its aiohttp adapter (numbers decode to float, its default)."""
+    """aiodynamo over its aiohttp adapter (numbers decode to float, its default).
+
+    Its ``Client.batch_get`` / ``Client.batch_write`` send exactly one BatchGetItem /
+    BatchWriteItem request: no splitting into 100 keys / 25 items, no retry of what comes
+    back unprocessed. This adapter does both around them, as its users must.
+    """
 
     name = "aiodynamo"
     distribution = "aiodynamo"
@@ -215,18 +291,22 @@ class AiodynamoPeer(Peer):
         from aiodynamo.errors import ItemNotFound
         from aiodynamo.expressions import HashKey
         from aiodynamo.http.aiohttp import AIOHTTP
+        from aiodynamo.models import BatchGetRequest, BatchWriteRequest
         from yarl import URL
 
         self._not_found = ItemNotFound
         self._hash_key = HashKey
+        self._get_request = BatchGetRequest
+        self._write_request = BatchWriteRequest
+        self._name = table
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
-        client = Client(
+        self._client = Client(
             AIOHTTP(self._session),
             StaticCredentials(Key(ACCESS_KEY, SECRET_KEY)),
             REGION,
             endpoint=URL(endpoint_url),
         )
-        self._table = client.table(table)
+        self._table = self._client.table(table)
 
     async def get(self, key: Item) -> Any:
         try:
@@ -239,6 +319,29 @@ class AiodynamoPeer(Peer):
 
     async def query(self, pk: str) -> list[Any]:
         return [item async for item in self._table.query(self._hash_key("PK", pk))]
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        name = self._name
+        items: list[Any] = []
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            chunk = list(keys[start : start + BATCH_GET_KEYS])
+            while chunk:
+                response = await self._client.batch_get({name: self._get_request(keys=chunk)})
+                items.extend(response.items.get(name, ()))
+                chunk = response.unprocessed_keys.get(name, [])
+        return items
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        name = self._name
+        for start in range(0, len(items), BATCH_WRITE_ITEMS):
+            chunk = list(items[start : start + BATCH_WRITE_ITEMS])
+            while chunk:
+                result = await self._client.batch_write(
+                    {name: self._write_request(items_to_put=chunk)}
+                )
+                # Unprocessed items come back decoded (numbers as float), re-sent as they are.
+                left = result.get(name)
+                chunk = left.unput_items if left else []
 
     async def close(self) -> None:
         await self._session.close()
@@ -337,7 +440,7 @@ class FloorPeer(Peer):
                 body,
             )
         )
-        conn = self._idle.pop() if self._idle else await self._connect()
+        conn = self._take_idle() or await self._connect()
         try:
             status, answer = await conn.exchange(request)
         finally:
@@ -351,6 +454,17 @@ class FloorPeer(Peer):
         if status >= 300:
             raise RuntimeError(f"{operation}: HTTP {status}: {data!r:.200}")
         return data
+
+    def _take_idle(self) -> _FloorConnection | None:
+        # The server may have closed an idle connection meanwhile (Node's keep-alive timeout
+        # is 5 s, shorter than a bulk workload of the other clients): writing on it would
+        # wait for an answer forever.
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.reusable and conn.transport is not None and not conn.transport.is_closing():
+                return conn
+            self._all.discard(conn)
+        return None
 
     async def _connect(self) -> _FloorConnection:
         loop = asyncio.get_running_loop()
@@ -371,6 +485,16 @@ class FloorPeer(Peer):
 
     async def query(self, pk: str) -> list[Any]:
         return await _query_all(lambda request: self._call("Query", request), self._name, pk)
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        return await _batch_get_all(
+            lambda request: self._call("BatchGetItem", request), self._name, keys, self._wire
+        )
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        await _batch_write_all(
+            lambda request: self._call("BatchWriteItem", request), self._name, items, self._wire
+        )
 
     def plain(self, item: Any) -> Item:
         return {name: self._deserialize(value) for name, value in item.items()}
@@ -419,3 +543,41 @@ async def _query_all(
         if not last_key:
             return items
         request["ExclusiveStartKey"] = last_key
+
+
+async def _batch_get_all(
+    send: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    table: str,
+    keys: Sequence[Item],
+    wire: Callable[[Item], Item],
+) -> list[Any]:
+    """Every raw item of ``keys``: 100-key BatchGetItem requests one after another, each
+    re-sending its UnprocessedKeys (already DynamoDB JSON) until none are left."""
+    items: list[Any] = []
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        chunk = [wire(key) for key in keys[start : start + BATCH_GET_KEYS]]
+        request_items: dict[str, Any] = {table: {"Keys": chunk}}
+        while request_items:
+            data = await send({"RequestItems": request_items})
+            items.extend(data["Responses"].get(table, ()))
+            request_items = data.get("UnprocessedKeys") or {}
+    return items
+
+
+async def _batch_write_all(
+    send: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    table: str,
+    items: Sequence[Item],
+    wire: Callable[[Item], Item],
+) -> None:
+    """Put ``items``: 25-item BatchWriteItem requests one after another, each re-sending
+    its UnprocessedItems until none are left."""
+    for start in range(0, len(items), BATCH_WRITE_ITEMS):
+        chunk = [
+            {"PutRequest": {"Item": wire(item)}}
+            for item in items[start : start + BATCH_WRITE_ITEMS]
+        ]
+        request_items: dict[str, Any] = {table: chunk}
+        while request_items:
+            data = await send({"RequestItems": request_items})
+            request_items = data.get("UnprocessedItems") or {}

@@ -94,7 +94,7 @@ async def main_async(args: argparse.Namespace) -> None:
         rows = results[adaptive]
 
         def med(key: str, rows: list[dict[str, Any]] = rows) -> float:
-            return statistics.median(row[key] for row in rows)
+            return float(statistics.median(row[key] for row in rows))
 
         print(
             f"| {adaptive} | {med('seconds'):.2f} | {med('items_per_s'):,.0f} "

@@ -4,8 +4,11 @@ A workload says how to seed the table it reads (with asyncdyn, once per run), wh
 i-th operation is for a given client adapter, how many items one operation moves, and how
 to check one result (outside the timing, so no client skips decoding unnoticed).
 
-Adding one (batch_get of 10,000 keys, a 10-shard fan-out, a time-series range...) is one
-``register(Workload(...))`` call; give the adapters in ``peers.py`` the method it needs.
+Adding one (a 10-shard fan-out, a time-series range...) is one ``register(Workload(...))``
+call; give the adapters in ``peers.py`` the method it needs. A workload on a method not every
+adapter has names it in ``requires``; the harness skips it (reported "n/a") for the others.
+A bulk workload, whose one operation already fans out into many requests, sets
+``concurrency=1`` (one operation at a time) and a small ``warmup``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,18 @@ class Workload:
     default_ops: int = 1000
     """Operations per client and round on a local server (tuned to dynalite on 2 cores)."""
     seed: Seed | None = None
+    concurrency: int | None = None
+    """Tasks issuing operations at once, instead of the harness's ``--concurrency``."""
+    warmup: int | None = None
+    """Untimed operations per client before the rounds, instead of the harness's ``--warmup``."""
+    requires: str | None = None
+    """The optional :class:`Peer` method the operation calls (adapters without it skip)."""
+    in_default_run: bool = True
+    """Run when ``--workload`` is not given (the bulk ones are asked for by name)."""
+
+    def supports(self, peer: Peer) -> bool:
+        """Whether ``peer`` can run this workload."""
+        return self.requires is None or peer.supports(self.requires)
 
 
 WORKLOADS: dict[str, Workload] = {}
@@ -85,15 +100,21 @@ async def seed_items(table: Any, items: Sequence[Item]) -> None:
 GET_KEYS = 1000
 
 
+def _item_keys(prefix: str, count: int) -> tuple[Item, ...]:
+    return tuple({"PK": f"{prefix}#{n:06d}", "SK": "ITEM"} for n in range(count))
+
+
+async def _seed_keys(table: Any, keys: Sequence[Item]) -> None:
+    await seed_items(table, [make_item(key["PK"], key["SK"], n) for n, key in enumerate(keys)])
+
+
 @cache
 def _get_keys() -> tuple[Item, ...]:
-    return tuple({"PK": f"ITEM#{n:06d}", "SK": "ITEM"} for n in range(GET_KEYS))
+    return _item_keys("ITEM", GET_KEYS)
 
 
 async def _seed_get(table: Any) -> None:
-    await seed_items(
-        table, [make_item(key["PK"], key["SK"], n) for n, key in enumerate(_get_keys())]
-    )
+    await _seed_keys(table, _get_keys())
 
 
 def _get(peer: Peer, i: int) -> Awaitable[Any]:
@@ -175,5 +196,87 @@ register(
         items_per_op=QUERY_ITEMS,
         default_ops=250,
         seed=_seed_query,
+    )
+)
+
+
+# ---------------------------------------------------------------------- batch_get
+
+BATCH_ITEMS = 10_000
+"""Keys one batch_get operation fetches, items one batch_write operation puts."""
+
+
+@cache
+def _batch_get_keys() -> tuple[Item, ...]:
+    return _item_keys("BGET", BATCH_ITEMS)
+
+
+async def _seed_batch_get(table: Any) -> None:
+    await _seed_keys(table, _batch_get_keys())
+
+
+def _batch_get(peer: Peer, i: int) -> Awaitable[Any]:
+    return peer.batch_get(_batch_get_keys())
+
+
+def _check_batch_get(peer: Peer, items: Any) -> None:
+    # asyncdyn answers one entry per key (None when missing); the others only what was found.
+    found = [item for item in items if item is not None]
+    if len(found) != BATCH_ITEMS:
+        raise AssertionError(
+            f"{peer.name}: batch_get returned {len(found)} items, not {BATCH_ITEMS}"
+        )
+    check_item(peer, found[-1])
+
+
+register(
+    Workload(
+        name="batch_get",
+        summary=f"{BATCH_ITEMS:,} ~1 KB items by key (BatchGetItem), one operation at a time",
+        operation=_batch_get,
+        check=_check_batch_get,
+        items_per_op=BATCH_ITEMS,
+        # 1 s (asyncdyn) to 2.7 s (aioboto3) per operation on dynalite.
+        default_ops=3,
+        seed=_seed_batch_get,
+        concurrency=1,
+        warmup=1,
+        requires="batch_get",
+        in_default_run=False,
+    )
+)
+
+
+# -------------------------------------------------------------------- batch_write
+
+
+@cache
+def _batch_write_items() -> tuple[Item, ...]:
+    # Built once, like put's: making the items is the caller's work, not the client's.
+    return tuple(make_item(f"BPUT#{n:06d}", "ITEM", n) for n in range(BATCH_ITEMS))
+
+
+def _batch_write(peer: Peer, i: int) -> Awaitable[Any]:
+    return peer.batch_write(_batch_write_items())
+
+
+def _check_batch_write(peer: Peer, result: Any) -> None:
+    if result is not None:
+        raise AssertionError(f"{peer.name}: batch_write returned {result!r:.200}")
+
+
+register(
+    Workload(
+        name="batch_write",
+        summary=f"{BATCH_ITEMS:,} ~1 KB items put (BatchWriteItem), overwriting the same keys",
+        operation=_batch_write,
+        check=_check_batch_write,
+        items_per_op=BATCH_ITEMS,
+        # One op is 400 sequential requests for the botocore clients: ~6 s on dynalite.
+        default_ops=1,
+        concurrency=1,
+        warmup=1,
+        requires="batch_write",
+        in_default_run=False,
     )
 )

@@ -258,26 +258,31 @@ async def test_cancelling_a_big_batch_get_leaves_nothing_running(
 async def test_adaptive_rate_against_a_table_at_capacity(
     server: LocalServer, make_table: MakeTable
 ) -> None:
-    """A table that takes 800 items/s: the adaptive client completes with far fewer
-    rejected requests than one that only backs off."""
+    """A table at capacity (well below what the server can do): the adaptive client
+    completes with far fewer rejected requests than one that only backs off."""
+    capacity = 250 if server.kind == "moto" else 800  # moto itself does ~1,000 items/s
+    count = 4 * capacity
     wasted: dict[bool, int] = {}
     for adaptive in (False, True):
         name = (await make_table()).name
-        injector = FaultInjector(AiohttpTransport(server.endpoint_url), capacity=800)
+        injector = FaultInjector(AiohttpTransport(server.endpoint_url), capacity=capacity)
         retry = RetryPolicy(max_attempts=30, deadline=120.0)
-        async with _client(server, injector, retry=retry, adaptive_rate=adaptive) as client:
+        # A modest window: everything sent before the first answer is sent blind.
+        async with _client(
+            server, injector, retry=retry, adaptive_rate=adaptive, max_concurrency=8
+        ) as client:
             table = client.table(name)
             await table.key_schema()
             await asyncio.sleep(1.0)  # let the simulated table's burst refill
-            await table.batch_write(puts=[{"PK": "R", "SK": f"{n:05d}"} for n in range(2000)])
+            await table.batch_write(puts=[{"PK": "R", "SK": f"{n:05d}"} for n in range(count)])
             injector.enabled = False
-            assert len(await _contents(table)) == 2000
+            assert len(await _contents(table)) == count
             wasted[adaptive] = (
                 25 * injector.injected["throttle"] + injector.injected["unprocessed_items"]
             )
             rate = client._batch.rate(name, "write")
             assert (rate is not None) == adaptive
-    assert wasted[True] * 3 < wasted[False], wasted
+    assert wasted[True] * 2 < wasted[False], wasted
 
 
 async def test_client_batch_get_across_tables(db: Client, make_table: MakeTable) -> None:

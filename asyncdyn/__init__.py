@@ -13,6 +13,7 @@ from .errors import (
     InvalidCursor,
     InvalidExpression,
     InvalidItem,
+    InvalidTransaction,
     RequestTimeout,
     ResourceInUse,
     RetriesExhausted,
@@ -34,7 +35,9 @@ from .paging import Page
 from .retry import RetryPolicy
 from .schema import GlobalIndex, KeySchema, LocalIndex
 from .stats import StatsSnapshot
+from .transactions import TxAction, TxGet
 from .transport import HttpResponse, Transport
+from .ttl import expires_at, is_expired
 
 __version__ = "0.1.0"
 
@@ -56,6 +59,7 @@ __all__ = [
     "InvalidCursor",
     "InvalidExpression",
     "InvalidItem",
+    "InvalidTransaction",
     "Key",
     "KeyCondition",
     "KeySchema",
@@ -78,10 +82,14 @@ __all__ = [
     "TransactionInProgress",
     "Transport",
     "TransportError",
+    "TxAction",
+    "TxGet",
     "UnprocessedItemsError",
     "UnprocessedKeysError",
     "Update",
     "ValidationError",
     "WriteSharding",
     "WriterStats",
+    "expires_at",
+    "is_expired",
 ]

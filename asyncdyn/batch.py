@@ -458,7 +458,7 @@ def read_lane(
     key_names: Sequence[str],
     *,
     consistent: bool,
-    attributes: Iterable[str | Attr] | None,
+    attributes: Iterable[str | Attr | tuple[str | int, ...]] | None,
     rate: float | None,
 ) -> Lane:
     """The lane of a batch read: projection (with the key attributes alignment needs)."""

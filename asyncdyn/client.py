@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -35,10 +35,16 @@ from .credentials import (
     resolve_endpoint,
     resolve_region,
 )
-from .errors import ConfigurationError, TableNotFound, UnprocessedKeysError
+from .errors import (
+    ConditionalCheckFailed,
+    ConfigurationError,
+    InvalidItem,
+    TableNotFound,
+    UnprocessedKeysError,
+)
 from .expressions import Attr, Condition, Key, KeyCondition, Placeholders, Update, projection_with
 from .fanout import FanOutPlan, Leg, LegState, check_states
-from .marshal import NumberMode, decoder, encode_item, encode_key
+from .marshal import NumberMode, WireItem, decoder, encode_item, encode_key
 from .paging import CursorCodec, FetchPage, ItemIterator, Page, WireKey, collect_page
 from .retry import RetryPolicy
 from .schema import (
@@ -52,7 +58,9 @@ from .schema import (
 )
 from .signing import SigV4Signer
 from .stats import StatsSnapshot
+from .transactions import TxAction, TxGet, check_actions, transact_get, transact_write
 from .transport import AiohttpTransport, Dispatcher, Transport, endpoint_host
+from .ttl import is_expired
 
 __all__ = ["Client", "Table"]
 
@@ -232,6 +240,58 @@ class Client:
         """
         return await self._dispatcher.call(operation, payload)
 
+    def _capacity_field(self) -> dict[str, str]:
+        capacity = self._consumed_capacity
+        return {} if capacity is None else {"ReturnConsumedCapacity": capacity}
+
+    async def transact_write(
+        self,
+        actions: Iterable[TxAction],
+        *,
+        token: str | None = None,
+        retry_conflicts: bool = False,
+    ) -> None:
+        """Apply ``actions`` (from ``Table.tx_put/tx_update/tx_delete/tx_check``) all or none.
+
+        Checked before sending: 1-100 actions, at most 4 MB, one action per item
+        (``InvalidTransaction`` otherwise). ``token`` is the ``ClientRequestToken`` (one is
+        made when not given); every retry of the call resends it, so a commit whose answer
+        was lost is applied once. A failed condition raises ``TransactionCanceled`` with one
+        reason per action, in order (``code`` ``None`` for the actions that were fine).
+        ``retry_conflicts=True`` retries, with backoff, cancellations caused only by
+        conflicting transactions or throttling.
+        """
+        listed = list(actions)
+        key_names: dict[str, tuple[str, ...]] = {}
+        for action in listed:
+            if (
+                isinstance(action, TxAction)
+                and action.kind == "Put"
+                and action.table not in key_names
+            ):
+                key_names[action.table] = (await self.table(action.table).key_schema()).names
+        check_actions(listed, key_names)
+        extra = (
+            {}
+            if self._consumed_capacity is None
+            else {"ReturnConsumedCapacity": self._consumed_capacity}
+        )
+        await transact_write(
+            self._dispatcher, listed, token=token, retry_conflicts=retry_conflicts, extra=extra
+        )
+
+    async def transact_get(self, gets: Iterable[TxGet]) -> list[Item | None]:
+        """Read up to 100 items as one consistent snapshot, aligned with ``gets`` (from
+        ``Table.tx_get``); ``None`` for an item that does not exist."""
+        listed = list(gets)
+        extra = (
+            {}
+            if self._consumed_capacity is None
+            else {"ReturnConsumedCapacity": self._consumed_capacity}
+        )
+        items = await transact_get(self._dispatcher, listed, self._decoder, extra)
+        return [self.table(get.table)._live(item) for get, item in zip(listed, items, strict=True)]
+
     async def batch_get(
         self,
         requests: Mapping[str, Iterable[Mapping[str, Any]]],
@@ -257,14 +317,17 @@ class Client:
                 name,
                 key_names_of(keys),
                 consistent=consistent,
-                attributes=attributes,
+                attributes=self.table(name)._projected(attributes),
                 rate=rate,
             )
             unique, positions[name] = read_entries(lane, keys, f"requests[{name!r}]")
             distinct.extend(unique)
         outcome = await fetch_all(self._batch, distinct, window=self._window)
         decode = self._decoder.item
-        result = {name: aligned(at, decode) for name, at in positions.items()}
+        result = {
+            name: [self.table(name)._live(item) for item in aligned(at, decode)]
+            for name, at in positions.items()
+        }
         if outcome.leftovers:
             unprocessed: dict[str, list[Item]] = {}
             for entry in outcome.leftovers:
@@ -353,7 +416,15 @@ async def _poll(check: Any, timeout: float, message: str) -> None:
 class Table:
     """Operations on one table. Get one from ``Client.table(name)``; it holds no connection."""
 
-    __slots__ = ("_call", "_client", "_decode", "_decode_items", "_key_schema", "name")
+    __slots__ = (
+        "_call",
+        "_client",
+        "_decode",
+        "_decode_items",
+        "_expiry",
+        "_key_schema",
+        "name",
+    )
 
     def __init__(self, client: Client, name: str) -> None:
         self._client = client
@@ -362,6 +433,27 @@ class Table:
         self._decode = client._decoder.item
         self._decode_items = client._decoder.items
         self._key_schema: KeySchema | None = None
+        self._expiry: str | None = None
+
+    def hide_expired(self, attribute: str | None) -> Table:
+        """Make every read of this table (get, batch, query, scan, fan-out) skip items whose
+        TTL ``attribute`` has passed but which DynamoDB has not deleted yet (it can take days);
+        ``None`` turns it off. Reads with ``attributes`` also fetch the TTL attribute. It
+        applies to this ``Table`` object, which ``Client.table(name)`` shares. Returns it."""
+        if attribute is not None and (not isinstance(attribute, str) or not attribute):
+            raise ConfigurationError("hide_expired takes the TTL attribute's name, or None")
+        self._expiry = attribute
+        return self
+
+    def _projected(self, attributes: Attributes) -> Attributes:
+        """``attributes``, with the TTL attribute when expired items are hidden."""
+        if attributes is None or self._expiry is None or isinstance(attributes, str):
+            return attributes
+        return [*attributes, self._expiry]
+
+    def _live(self, item: Item | None) -> Item | None:
+        expiry = self._expiry
+        return None if item is None or (expiry and is_expired(item, expiry)) else item
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
@@ -389,10 +481,10 @@ class Table:
         if consistent:
             request["ConsistentRead"] = True
         if attributes is not None:
-            _expressions(request, attributes=attributes)
+            _expressions(request, attributes=self._projected(attributes))
         data = await self._call("GetItem", request)
         item = data.get("Item")
-        return None if item is None else self._decode(item)
+        return None if item is None else self._live(self._decode(item))
 
     async def put(
         self,
@@ -491,6 +583,151 @@ class Table:
         attributes = data.get("Attributes")
         return None if attributes is None else self._decode(attributes)
 
+    # -- transactions and optimistic locking ----------------------------------------------
+
+    def _action(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        key: WireItem,
+        condition: ConditionArg,
+        update: Update | str | None,
+        returns_on_failure: ReturnOnFailure,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> TxAction:
+        _check_choice("returns_on_failure", returns_on_failure, _WRITE_RETURNS)
+        body["TableName"] = self.name
+        if condition is not None or update is not None or names or values:
+            _expressions(body, condition=condition, update=update, names=names, values=values)
+        if returns_on_failure != "NONE":
+            body["ReturnValuesOnConditionCheckFailure"] = returns_on_failure
+        return TxAction(kind, self.name, body, key)
+
+    def tx_put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: ConditionArg = None,
+        returns_on_failure: ReturnOnFailure = "NONE",
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> TxAction:
+        """A put for ``Client.transact_write`` (the item is encoded and checked now)."""
+        wire = encode_item(item)
+        return self._action(
+            "Put", {"Item": wire}, wire, condition, None, returns_on_failure, names, values
+        )
+
+    def tx_update(
+        self,
+        key: Mapping[str, Any],
+        update: Update | str,
+        *,
+        condition: ConditionArg = None,
+        returns_on_failure: ReturnOnFailure = "NONE",
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> TxAction:
+        """An update for ``Client.transact_write``."""
+        wire = encode_key(key)
+        return self._action(
+            "Update", {"Key": wire}, wire, condition, update, returns_on_failure, names, values
+        )
+
+    def tx_delete(
+        self,
+        key: Mapping[str, Any],
+        *,
+        condition: ConditionArg = None,
+        returns_on_failure: ReturnOnFailure = "NONE",
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> TxAction:
+        """A delete for ``Client.transact_write``."""
+        wire = encode_key(key)
+        return self._action(
+            "Delete", {"Key": wire}, wire, condition, None, returns_on_failure, names, values
+        )
+
+    def tx_check(
+        self,
+        key: Mapping[str, Any],
+        condition: Condition | str,
+        *,
+        returns_on_failure: ReturnOnFailure = "NONE",
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> TxAction:
+        """A condition on another item that the transaction needs to hold (nothing written)."""
+        wire = encode_key(key)
+        return self._action(
+            "ConditionCheck",
+            {"Key": wire},
+            wire,
+            condition,
+            None,
+            returns_on_failure,
+            names,
+            values,
+        )
+
+    def tx_get(self, key: Mapping[str, Any], *, attributes: Attributes = None) -> TxGet:
+        """A read for ``Client.transact_get``."""
+        body: dict[str, Any] = {"TableName": self.name, "Key": encode_key(key)}
+        if attributes is not None:
+            _expressions(body, attributes=self._projected(attributes))
+        return TxGet(self.name, body)
+
+    async def put_versioned(self, item: Mapping[str, Any], *, version: str = "version") -> Item:
+        """Optimistic locking: write ``item`` only if the stored item's ``version`` is the
+        one ``item`` carries (or, when it carries none, only if no item with that version
+        exists yet), with ``version`` incremented in the same request. Returns what was
+        written. A lost race raises ``ConditionalCheckFailed`` whose ``.item`` is the stored
+        item as it is now (``None`` if it was deleted): merge, and try again with it.
+        """
+        expected = item.get(version)
+        if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
+            raise InvalidItem(f"the version must be an int, not {type(expected).__name__}", version)
+        written = {**item, version: 1 if expected is None else expected + 1}
+        condition = Attr(version).not_exists() if expected is None else Attr(version).eq(expected)
+        try:
+            await self.put(written, condition=condition, returns_on_failure="ALL_OLD")
+        except ConditionalCheckFailed as exc:
+            if exc.item is None:  # a server without ReturnValuesOnConditionCheckFailure
+                schema = await self.key_schema()
+                exc.item = await self.get({n: item[n] for n in schema.names}, consistent=True)
+            raise
+        return written
+
+    async def modify(
+        self,
+        key: Mapping[str, Any],
+        change: Callable[[Item | None], Mapping[str, Any]],
+        *,
+        version: str = "version",
+        attempts: int = 10,
+    ) -> Item:
+        """Read-modify-write under optimistic locking: ``change(current)`` (``None`` when
+        there is no item) returns the new item; it is written with ``put_versioned``, and on
+        a lost race ``change`` runs again on the item that won, up to ``attempts`` times
+        (then the last ``ConditionalCheckFailed`` is raised). Returns what was written."""
+        if attempts < 1:
+            raise ConfigurationError("attempts must be at least 1")
+        current = await self.get(key, consistent=True)
+        for attempt in range(attempts):
+            wanted = dict(change(None if current is None else dict(current)))
+            wanted[version] = None if current is None else current.get(version)
+            if wanted[version] is None:
+                del wanted[version]
+            try:
+                return await self.put_versioned(wanted, version=version)
+            except ConditionalCheckFailed as exc:
+                if attempt == attempts - 1:
+                    raise
+                current = exc.item
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # -- batches -------------------------------------------------------------------------
 
     async def batch_get(
@@ -518,12 +755,14 @@ class Table:
             self.name,
             key_names_of(keys),
             consistent=consistent,
-            attributes=attributes,
+            attributes=self._projected(attributes),
             rate=rate,
         )
         distinct, positions = read_entries(lane, keys)
         outcome = await fetch_all(self._client._batch, distinct, window=self._client._window)
         result = aligned(positions, self._decode)
+        if self._expiry is not None:
+            result = [self._live(item) for item in result]
         if outcome.leftovers:
             unprocessed = [dict(entry.source) for entry in outcome.leftovers]
             raise UnprocessedKeysError(result, unprocessed) from outcome.error
@@ -556,7 +795,7 @@ class Table:
             self.name,
             key_names_of([first]),
             consistent=consistent,
-            attributes=attributes,
+            attributes=self._projected(attributes),
             rate=rate,
         )
         engine = self._client._batch
@@ -567,9 +806,10 @@ class Table:
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 for entry in chunk:
-                    yield entry.source, entry.item
+                    item = self._live(entry.item)
+                    yield entry.source, item
                     for again in entry.again or ():
-                        yield again, None if entry.item is None else entry.copy(decode)
+                        yield again, None if item is None else entry.copy(decode)
         if outcome.leftovers:
             unprocessed = [
                 dict(k) for entry in outcome.leftovers for k in (entry.source, *(entry.again or ()))
@@ -659,7 +899,7 @@ class Table:
             request,
             key_condition=key_condition,
             filter=filter,
-            attributes=attributes,
+            attributes=self._projected(attributes),
             names=names,
             values=values,
         )
@@ -680,7 +920,11 @@ class Table:
                 if limit is not None:
                     request["Limit"] = limit
             data = await call(operation, request)
-            return decode_items(data.get("Items") or []), data.get("LastEvaluatedKey") or None
+            items = decode_items(data.get("Items") or [])
+            expiry = self._expiry
+            if expiry is not None:
+                items = [item for item in items if not is_expired(item, expiry)]
+            return items, data.get("LastEvaluatedKey") or None
 
         return fetch
 
@@ -799,12 +1043,13 @@ class Table:
 
         With ``segments=N`` it is a parallel scan: N segments read concurrently (through
         the client's in-flight limit), each a page ahead, items handed out as pages arrive;
-        a slow consumer holds the segments back (about two pages each). ``limit`` caps the
+        a slow consumer holds the segments back (at most three pages each). ``limit`` caps the
         items yielded. Iterate inside ``contextlib.aclosing(...)`` to cancel at once when
         leaving early.
         """
         _check_limit(limit)
         if segments is not None:
+            _check_segments(segments)
             return self._parallel_scan(
                 segments, filter, attributes, index, limit, consistent, names, values
             )
@@ -869,7 +1114,7 @@ class Table:
 
     # -- fan-out -------------------------------------------------------------------------
 
-    async def query_partitions(
+    def query_partitions(
         self,
         partitions: Iterable[Any],
         sort_condition: KeyCondition | None = None,
@@ -892,7 +1137,7 @@ class Table:
         With ``merge`` (the default) items come in sort-key order across all partitions (the
         index's sort key with ``index``), ties in partition order; ``merge=False`` yields
         them as pages arrive. ``limit`` stops as soon as it is met and cancels the rest;
-        memory stays about two pages per partition.
+        memory stays at most three pages per partition.
 
         ``ordered=True`` says the partitions hold consecutive sort-key ranges in the order
         given, as ``TimeBuckets.partitions`` lists them: they are then read one after the
@@ -900,9 +1145,40 @@ class Table:
         "the latest 100" over two years reads only the newest bucket when it holds 100.
 
         To stop early and cancel what is still running at once, iterate inside ``async with
-        contextlib.aclosing(table.query_partitions(...)) as items:``.
+        contextlib.aclosing(table.query_partitions(...)) as items:``. Bad arguments raise at
+        the call; the table's schema is read on the first iteration.
         """
         _check_limit(limit)
+        return self._query_partitions(
+            _fan_out_partitions(partitions, sort_condition),
+            sort_condition,
+            index,
+            filter,
+            attributes,
+            limit,
+            descending,
+            consistent,
+            merge,
+            ordered,
+            names,
+            values,
+        )
+
+    async def _query_partitions(
+        self,
+        partitions: list[Any],
+        sort_condition: KeyCondition | None,
+        index: str | None,
+        filter: ConditionArg,
+        attributes: Attributes,
+        limit: int | None,
+        descending: bool,
+        consistent: bool,
+        merge: bool,
+        ordered: bool,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> AsyncGenerator[Item, None]:
         plan = await self._fan_out_plan(
             partitions,
             sort_condition,
@@ -976,7 +1252,9 @@ class Table:
         states: list[LegState] = (
             [None] * len(plan.requests)
             if cursor is None
-            else check_states(codec.open(scope, cursor), len(plan.requests))
+            else check_states(
+                codec.open(scope, cursor, positions=len(plan.requests)), len(plan.requests)
+            )
         )
         legs = [
             Leg(self._fetcher(operation, request), start if start is not False else None)
@@ -1005,14 +1283,7 @@ class Table:
         names: Mapping[str, str] | None,
         values: Mapping[str, Any] | None,
     ) -> FanOutPlan:
-        if sort_condition is not None and not isinstance(sort_condition, KeyCondition):
-            raise ConfigurationError(
-                "sort_condition must be a Key(...) condition on the sort key, "
-                f"not {type(sort_condition).__name__}"
-            )
-        values_of = list(partitions)
-        if not values_of:
-            raise ConfigurationError("query_partitions needs at least one partition")
+        values_of = _fan_out_partitions(partitions, sort_condition)
         schema = await self.key_schema()
         partition_key, sort_key = schema.for_index(index)
         needed = [*schema.names]
@@ -1048,8 +1319,7 @@ class Table:
         values: Mapping[str, Any] | None,
     ) -> FanOutPlan:
         """One scan request per segment, and the keys that give a segment its position."""
-        if not isinstance(segments, int) or not 1 <= segments <= MAX_SEGMENTS:
-            raise ConfigurationError(f"segments must be an int from 1 to {MAX_SEGMENTS}")
+        _check_segments(segments)
         schema = await self.key_schema()
         needed = [*schema.names]
         if index is not None:
@@ -1169,3 +1439,29 @@ class Table:
 def _check_limit(limit: int | None) -> None:
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ConfigurationError(f"limit must be a positive int or None, not {limit!r}")
+
+
+def _check_segments(segments: Any) -> None:
+    if isinstance(segments, bool) or not isinstance(segments, int):
+        raise ConfigurationError(f"segments must be an int, not {type(segments).__name__}")
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise ConfigurationError(f"segments must be from 1 to {MAX_SEGMENTS}, got {segments}")
+
+
+def _fan_out_partitions(partitions: Iterable[Any], sort_condition: Any) -> list[Any]:
+    """The partition values of a fan-out, checked: at least one, none twice."""
+    if sort_condition is not None and not isinstance(sort_condition, KeyCondition):
+        raise ConfigurationError(
+            "sort_condition must be a Key(...) condition on the sort key, "
+            f"not {type(sort_condition).__name__}"
+        )
+    values = list(partitions)
+    if not values:
+        raise ConfigurationError("query_partitions needs at least one partition")
+    try:
+        distinct = len(set(values))
+    except TypeError:
+        raise ConfigurationError("partition values are strings, numbers or bytes") from None
+    if distinct != len(values):
+        raise ConfigurationError("a partition is listed twice: its items would come twice")
+    return values

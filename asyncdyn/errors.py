@@ -43,6 +43,7 @@ __all__ = [
     "InvalidCursor",
     "InvalidExpression",
     "InvalidItem",
+    "InvalidTransaction",
     "RequestTimeout",
     "ResourceInUse",
     "RetriesExhausted",
@@ -83,6 +84,11 @@ class InvalidItem(AsyncDynError, ValueError):
 
 class InvalidExpression(AsyncDynError, ValueError):
     """A condition, update, key condition or projection that cannot be built."""
+
+
+class InvalidTransaction(AsyncDynError, ValueError):
+    """A transaction DynamoDB would refuse: no actions or more than 100, over 4 MB, two
+    actions on one item. Raised before anything is sent."""
 
 
 class InvalidCursor(AsyncDynError, ValueError):

@@ -528,7 +528,8 @@ _Page = tuple[list[Item], bool]  # the items of one page, and whether it was the
 
 class Leg:
     """One listing of a fan-out. A pump task fetches its pages, at most one page ahead of
-    the consumer (a bounded queue), so memory stays about two pages per leg."""
+    the consumer (a bounded queue): at most three pages per leg are held (the one being
+    handed out, one queued, one waiting to be queued)."""
 
     __slots__ = (
         "_fetch",

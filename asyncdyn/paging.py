@@ -38,7 +38,9 @@ _MAC_BYTES = 12
 _KEY_TYPES = frozenset(("S", "N", "B"))
 # A LastEvaluatedKey holds the table key and, for an index, the index key: at most 4 parts.
 _MAX_KEY_PARTS = 4
-_MAX_CURSOR_CHARS = 65_536  # a fan-out cursor holds one key per leg
+# Per key a cursor holds: a LastEvaluatedKey of the largest keys (2 KB + 1 KB, twice for an
+# index), base64 and JSON, stays well below this.
+_MAX_CURSOR_CHARS = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +85,12 @@ class CursorCodec:
         raw = self._mac(scope, payload) + payload
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
-    def open(self, scope: bytes, cursor: str) -> Any:
+    def open(self, scope: bytes, cursor: str, *, positions: int = 1) -> Any:
         """The state sealed in ``cursor``; ``InvalidCursor`` if it is not one of ours for
-        ``scope``. The caller checks the state's shape."""
-        if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_CURSOR_CHARS:
+        ``scope``. The caller checks the state's shape. ``positions`` is how many keys the
+        state may hold (one per leg of a fan-out): the size a cursor may have grows with it."""
+        limit = _MAX_CURSOR_CHARS * max(1, positions)
+        if not isinstance(cursor, str) or not cursor or len(cursor) > limit:
             raise InvalidCursor("cursor must be a non-empty string returned by a previous page")
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

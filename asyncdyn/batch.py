@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -194,7 +195,9 @@ class _Get:
 
     def copy(self, decode: Callable[[WireItem], dict[str, Any]]) -> dict[str, Any]:
         """Another decoded copy of the item (for a duplicate position)."""
-        assert self.wire is not None
+        if self.wire is None:  # the duplicate came after the answer: copy the decoded item
+            assert self.item is not None
+            return copy.deepcopy(self.item)
         item = decode(self.wire)
         for attribute in self.lane.strip:
             item.pop(attribute, None)

@@ -28,6 +28,7 @@ from .batch import (
     stream_entries,
     write_lane,
 )
+from .coalesce import GetCoalescer
 from .credentials import (
     Credentials,
     CredentialsProvider,
@@ -144,6 +145,10 @@ class Client:
         transport: a ``Transport`` to use instead of the pooled aiohttp one (tests, proxies).
         adaptive_rate: slow batch calls down per table when DynamoDB throttles them or leaves
             work unprocessed, and speed them up again when it stops (see ``AdaptiveRate``).
+        coalesce_gets: gather ``get`` calls made at the same time into BatchGetItem requests
+            (needs the ``dynamodb:BatchGetItem`` permission, which ``GetItem`` does not grant).
+        coalesce_window: with ``coalesce_gets``, seconds to wait for more gets before sending
+            (0: the gets of one turn of the event loop).
     """
 
     def __init__(
@@ -165,6 +170,8 @@ class Client:
         profile: str | None = None,
         transport: Transport | None = None,
         adaptive_rate: bool = True,
+        coalesce_gets: bool = False,
+        coalesce_window: float = 0.0,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -198,6 +205,11 @@ class Client:
             consumed_capacity=self._consumed_capacity,
             adaptive=adaptive_rate,
         )
+        self._coalescer = (
+            GetCoalescer(self._batch, self._decoder, self._dispatcher.stats, window=coalesce_window)
+            if coalesce_gets
+            else None
+        )
         self._cursors = CursorCodec(cursor_key or _DEFAULT_CURSOR_KEY)
         self._tables: dict[str, Table] = {}
         self._closed = False
@@ -219,6 +231,8 @@ class Client:
     async def close(self) -> None:
         """Close every pooled connection. The client cannot be used afterwards."""
         self._closed = True
+        if self._coalescer is not None:
+            await self._coalescer.close()
         await self._dispatcher.transport.close()
 
     def table(self, name: str) -> Table:
@@ -477,6 +491,23 @@ class Table:
 
         ``attributes`` limits the answer to those attributes (names or ``Attr`` paths).
         """
+        coalescer = self._client._coalescer
+        if coalescer is not None:
+            listed = None if attributes is None else list(attributes)
+
+            def lane(names: tuple[str, ...]) -> Lane:
+                return read_lane(
+                    self._client._batch,
+                    self.name,
+                    names,
+                    consistent=consistent,
+                    attributes=self._projected(listed),
+                    rate=None,
+                )
+
+            return self._live(
+                await coalescer.get(lane, self.name, key, consistent=consistent, attributes=listed)
+            )
         request = self._request(Key=encode_key(key))
         if consistent:
             request["ConsistentRead"] = True

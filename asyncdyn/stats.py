@@ -17,7 +17,8 @@ class StatsSnapshot:
     ``requests`` counts HTTP requests sent, by operation; ``retries`` the attempts repeated
     after a retryable failure; ``throttles`` the throttling answers among those; ``errors``
     the error answers by code; ``consumed_capacity`` the capacity units DynamoDB reported per
-    table (only when the client asks for ``ReturnConsumedCapacity``).
+    table (only when the client asks for ``ReturnConsumedCapacity``); ``coalesced_gets`` the
+    ``get`` calls served by ``coalesced_batches`` BatchGetItem calls (``coalesce_gets=True``).
     """
 
     requests: Mapping[str, int] = field(default_factory=dict)
@@ -25,6 +26,8 @@ class StatsSnapshot:
     throttles: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)
     consumed_capacity: Mapping[str, float] = field(default_factory=dict)
+    coalesced_gets: int = 0
+    coalesced_batches: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -34,7 +37,15 @@ class StatsSnapshot:
 class Stats:
     """Mutable counters owned by one client; cheap enough to update on every request."""
 
-    __slots__ = ("consumed_capacity", "errors", "requests", "retries", "throttles")
+    __slots__ = (
+        "coalesced_batches",
+        "coalesced_gets",
+        "consumed_capacity",
+        "errors",
+        "requests",
+        "retries",
+        "throttles",
+    )
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
@@ -42,6 +53,8 @@ class Stats:
         self.throttles = 0
         self.errors: Counter[str] = Counter()
         self.consumed_capacity: defaultdict[str, float] = defaultdict(float)
+        self.coalesced_gets = 0
+        self.coalesced_batches = 0
 
     def record_capacity(self, consumed: Any) -> None:
         """Add a response's ``ConsumedCapacity`` (one entry or a list of them)."""
@@ -60,4 +73,6 @@ class Stats:
             throttles=self.throttles,
             errors=dict(self.errors),
             consumed_capacity=dict(self.consumed_capacity),
+            coalesced_gets=self.coalesced_gets,
+            coalesced_batches=self.coalesced_batches,
         )

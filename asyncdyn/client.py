@@ -235,11 +235,30 @@ class Client:
             await self._coalescer.close()
         await self._dispatcher.transport.close()
 
-    def table(self, name: str) -> Table:
-        """The ``Table`` named ``name`` (no request is made)."""
+    def table(
+        self,
+        name: str,
+        *,
+        key: KeySchema | tuple[str] | tuple[str, str] | None = None,
+    ) -> Table:
+        """The ``Table`` named ``name`` (no request is made).
+
+        ``key`` — ``("PK", "SK")``, ``("PK",)`` or a ``KeySchema`` — states the table's key so
+        that batch writes, transactions and fan-outs need no ``DescribeTable`` (a role allowed
+        only the data-plane actions has no ``dynamodb:DescribeTable``). Index queries in a
+        fan-out still describe the table, unless ``key`` is a ``KeySchema`` with its indexes.
+        """
         table = self._tables.get(name)
         if table is None:
             table = self._tables[name] = Table(self, name)
+        if key is not None:
+            schema = key if isinstance(key, KeySchema) else _key_schema_of(key)
+            if table._key_schema is not None and table._key_schema.names != schema.names:
+                raise ConfigurationError(
+                    f"table {name!r} has the key {table._key_schema.names}, not {schema.names}"
+                )
+            if table._key_schema is None or isinstance(key, KeySchema):
+                table._key_schema = schema
         return table
 
     def stats(self) -> StatsSnapshot:
@@ -1315,7 +1334,7 @@ class Table:
         values: Mapping[str, Any] | None,
     ) -> FanOutPlan:
         values_of = _fan_out_partitions(partitions, sort_condition)
-        schema = await self.key_schema()
+        schema = await self._schema_with(index)
         partition_key, sort_key = schema.for_index(index)
         needed = [*schema.names]
         if index is not None:
@@ -1351,7 +1370,7 @@ class Table:
     ) -> FanOutPlan:
         """One scan request per segment, and the keys that give a segment its position."""
         _check_segments(segments)
-        schema = await self.key_schema()
+        schema = await self._schema_with(index)
         needed = [*schema.names]
         if index is not None:
             needed += [name for name in schema.for_index(index) if name and name not in needed]
@@ -1435,6 +1454,15 @@ class Table:
             assert self._key_schema is not None
         return self._key_schema
 
+    async def _schema_with(self, index: str | None) -> KeySchema:
+        """The key schema, described afresh when it does not know ``index`` (a key declared
+        with ``Client.table(name, key=...)`` names no index)."""
+        schema = await self.key_schema()
+        if index is not None and index not in schema.indexes:
+            await self.describe()
+            schema = await self.key_schema()
+        return schema
+
     async def wait_until_active(self, timeout: float = 120.0) -> None:
         """Return once the table and all its global indexes are ACTIVE."""
 
@@ -1496,3 +1524,15 @@ def _fan_out_partitions(partitions: Iterable[Any], sort_condition: Any) -> list[
     if distinct != len(values):
         raise ConfigurationError("a partition is listed twice: its items would come twice")
     return values
+
+
+def _key_schema_of(key: Any) -> KeySchema:
+    if (
+        not isinstance(key, tuple)
+        or not 1 <= len(key) <= 2
+        or not all(isinstance(name, str) and name for name in key)
+    ):
+        raise ConfigurationError(
+            f"key must be (partition_key,) or (partition_key, sort_key), got {key!r}"
+        )
+    return KeySchema(key[0], key[1] if len(key) == 2 else None, {})

@@ -293,3 +293,19 @@ def test_bad_table_definitions(kwargs: dict[str, Any]) -> None:
     name = kwargs.pop("name")
     with pytest.raises(ConfigurationError):
         create_table_request(name, **kwargs)
+
+
+async def test_a_declared_key_spares_describe_table(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    from asyncdyn import ConfigurationError
+
+    table = client.table("Declared", key=("PK", "SK"))
+    assert client.table("Declared") is table
+    transport.steps = [answer({})]
+    await table.batch_write(puts=[{"PK": "a", "SK": "1"}])
+    assert transport.operations == ["BatchWriteItem"]
+    with pytest.raises(ConfigurationError):
+        client.table("Declared", key=("id",))
+    with pytest.raises(ConfigurationError):
+        client.table("Other", key=("PK", "SK", "X"))  # type: ignore[arg-type]

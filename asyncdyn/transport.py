@@ -81,12 +81,16 @@ def endpoint_host(endpoint_url: str) -> str:
     parts = urlsplit(endpoint_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"endpoint_url must be an http(s) URL, got {endpoint_url!r}")
+    try:
+        port = parts.port
+    except ValueError:  # out of range, or not a number
+        raise ConfigurationError(f"endpoint_url has a bad port: {endpoint_url!r}") from None
     host = parts.hostname
     if ":" in host:  # an IPv6 literal keeps its brackets in Host
         host = f"[{host}]"
     default_port = 443 if parts.scheme == "https" else 80
-    if parts.port is not None and parts.port != default_port:
-        host = f"{host}:{parts.port}"
+    if port is not None and port != default_port:
+        host = f"{host}:{port}"
     return host
 
 

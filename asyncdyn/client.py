@@ -46,7 +46,7 @@ from .errors import (
 from .expressions import Attr, Condition, Key, KeyCondition, Placeholders, Update, projection_with
 from .fanout import FanOutPlan, Leg, LegState, check_states
 from .lean import LeanTransport
-from .marshal import NumberMode, WireItem, decoder, encode_item, encode_key
+from .marshal import NumberMode, WireItem, as_floats, decoder, encode_item, encode_key
 from .paging import CursorCodec, FetchPage, ItemIterator, Page, WireKey, collect_page
 from .retry import RetryPolicy
 from .schema import (
@@ -79,6 +79,7 @@ _UPDATE_RETURNS = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
 # Fields that move a listing along rather than define it; everything else binds a cursor.
 _PAGING_FIELDS = ("ExclusiveStartKey", "Limit", "ReturnConsumedCapacity")
 _DEFAULT_CURSOR_KEY = b"asyncdyn cursor v1"
+_EXACT = decoder("auto")
 # DynamoDB allows up to 1,000,000 segments; more than a few thousand legs is a mistake here.
 MAX_SEGMENTS = 4096
 
@@ -192,6 +193,7 @@ class Client:
             transport = make(self.endpoint_url, max_connections=max_concurrency)
         self.max_concurrency = max_concurrency
         self._decoder = decoder(numbers)
+        self._numbers = numbers
         self._dispatcher = Dispatcher(
             transport,
             signer=SigV4Signer(region=self.region, host=host),
@@ -961,9 +963,13 @@ class Table:
         )
         return request
 
-    def _fetcher(self, operation: str, base: dict[str, Any]) -> FetchPage:
+    def _fetcher(self, operation: str, base: dict[str, Any], *, exact: bool = False) -> FetchPage:
+        """One page of ``operation``; ``exact`` decodes numbers exactly whatever the client's
+        number mode (a fan-out needs exact keys to merge and resume)."""
         call = self._call
         decode_items = self._decode_items
+        if exact and self._client._numbers == "float":
+            decode_items = _EXACT.items
 
         async def fetch(
             start_key: WireKey | None, limit: int | None
@@ -1246,7 +1252,7 @@ class Table:
             names,
             values,
         )
-        legs = [Leg(self._fetcher("Query", request)) for request in plan.requests]
+        legs = [Leg(self._fetcher("Query", request, exact=True)) for request in plan.requests]
         items = plan.run(legs, merge=merge, ordered=ordered, limit=limit)
         async with contextlib.aclosing(items):
             async for item in items:
@@ -1313,7 +1319,9 @@ class Table:
             )
         )
         legs = [
-            Leg(self._fetcher(operation, request), start if start is not False else None)
+            Leg(
+                self._fetcher(operation, request, exact=True), start if start is not False else None
+            )
             for request, start in zip(plan.requests, states, strict=True)
         ]
         running = [leg for leg, state in zip(legs, states, strict=True) if state is not False]
@@ -1362,7 +1370,7 @@ class Table:
                     values=values,
                 )
             )
-        return FanOutPlan(requests, needed, sort_key, strip, descending)
+        return FanOutPlan(requests, needed, sort_key, strip, descending, self._floats())
 
     async def _segments(
         self,
@@ -1392,7 +1400,7 @@ class Table:
             values=values,
         )
         requests = [{**base, "Segment": n, "TotalSegments": segments} for n in range(segments)]
-        return FanOutPlan(requests, needed, strip=strip)
+        return FanOutPlan(requests, needed, strip=strip, convert=self._floats())
 
     async def _parallel_scan(
         self,
@@ -1406,7 +1414,7 @@ class Table:
         values: Mapping[str, Any] | None,
     ) -> AsyncGenerator[Item, None]:
         plan = await self._segments(segments, filter, attributes, index, consistent, names, values)
-        legs = [Leg(self._fetcher("Scan", request)) for request in plan.requests]
+        legs = [Leg(self._fetcher("Scan", request, exact=True)) for request in plan.requests]
         items = plan.run(legs, merge=False, ordered=False, limit=limit)
         async with contextlib.aclosing(items):
             async for item in items:
@@ -1459,6 +1467,10 @@ class Table:
             await self.describe()
             assert self._key_schema is not None
         return self._key_schema
+
+    def _floats(self) -> Callable[[Item], Item] | None:
+        """How a fan-out's exactly decoded items reach a ``numbers="float"`` caller."""
+        return as_floats if self._client._numbers == "float" else None
 
     async def _schema_with(self, index: str | None) -> KeySchema:
         """The key schema, described afresh when it does not know ``index`` (a key declared

@@ -758,6 +758,9 @@ class FanOutPlan:
     sort_key: str | None = None
     strip: Sequence[str] = ()
     descending: bool = False
+    convert: Callable[[Item], Item] | None = None
+    """Applied to each item handed out: legs decode numbers exactly, so that positions and
+    the merge stay exact, and ``convert`` gives the caller the client's number mode."""
 
     def key_of(self, item: Item) -> WireKey:
         """The position of ``item`` in its listing, as an ExclusiveStartKey."""
@@ -765,9 +768,9 @@ class FanOutPlan:
 
     def shown(self, item: Item) -> Item:
         """``item`` without the attributes fetched only for the fan-out's own use."""
-        if not self.strip:
-            return item
-        return {name: value for name, value in item.items() if name not in self.strip}
+        if self.strip:
+            item = {name: value for name, value in item.items() if name not in self.strip}
+        return item if self.convert is None else self.convert(item)
 
     def run(
         self, legs: Sequence[Leg], *, merge: bool, ordered: bool, limit: int | None

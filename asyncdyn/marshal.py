@@ -811,3 +811,18 @@ def decoder(numbers: NumberMode = "auto") -> Decoder:
     if dec is None:
         dec = _DECODERS[numbers] = Decoder(numbers)
     return dec
+
+
+def as_floats(value: Any) -> Any:
+    """``value`` as ``decoder("float")`` would have decoded it, from an exact (``auto`` or
+    ``decimal``) decoding: every number a float, containers rebuilt, the rest kept."""
+    t = type(value)
+    if t is dict:
+        return {name: as_floats(v) for name, v in value.items()}
+    if t is list:
+        return [as_floats(v) for v in value]
+    if t is set:
+        return {as_floats(v) for v in value}
+    if t is int or t is Decimal:
+        return float(value)
+    return value

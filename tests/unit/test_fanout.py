@@ -870,12 +870,6 @@ async def test_fan_out_cursor_over_many_legs_is_accepted_back(
     assert len(first.items) + len(second.items) == len(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit (README, Fan-out): positions and the merge use decoded items; with "
-    "numbers='float' a numeric key beyond 2**53 is rounded, so the merge misorders and the "
-    "cursor skips items",
-)
 async def test_fan_out_keys_are_exact_with_float_numbers(transport: ScriptedTransport) -> None:
     base = 1_700_000_000_000_000_200  # nanosecond timestamps: beyond a float's 53 bits
     data = [{"PK": "AB"[k % 2], "SK": base + k, "n": str(k)} for k in range(10)]
@@ -897,11 +891,11 @@ async def test_fan_out_keys_are_exact_with_float_numbers(transport: ScriptedTran
         rest = await table.query_partitions_page(["A", "B"], limit=20, cursor=first.cursor)
     paged = [item["n"] for item in first.items + rest.items]
     everything = [str(k) for k in range(10)]
-    # Today: the cursor resumes A after 1.7000000000000003e18 (the float's repr), past every
-    # remaining item of A, which are lost: ['0', '1', '3', '5', '7', '9'].
+    # Positions and the merge use exact numbers (a float cursor would resume past every item
+    # left in A, and floats would tie all keys); the caller still gets floats.
     assert paged == everything
-    # Today: all keys compare equal as floats, so ties go in partition order: 0 2 4 6 8 1 ...
     assert merged_order == everything
+    assert all(type(item["SK"]) is float for item in first.items + rest.items)
 
 
 # --- parallel scan --------------------------------------------------------------------------

@@ -632,3 +632,12 @@ def test_round_trip(mode: Any) -> None:
         "nothing": None,
     }
     assert decoder(mode).item(encode_item(item)) == item
+
+
+def test_as_floats_matches_the_float_decoder() -> None:
+    from asyncdyn.marshal import as_floats, decoder, encode_item
+
+    item = {"a": 1, "b": Decimal("1.5"), "c": [2, {"d": Decimal("1e40")}], "s": {3, 4}, "t": "x"}
+    wire = encode_item(item)
+    assert as_floats(decoder("auto").item(wire)) == decoder("float").item(wire)
+    assert type(as_floats(decoder("auto").item(wire))["a"]) is float

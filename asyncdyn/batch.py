@@ -239,6 +239,27 @@ class Outcome(Generic[E]):
             self.error = error
 
 
+class _Chunk(Generic[E]):
+    """The entries of one request grouped by table, and found again by the key of an answer."""
+
+    __slots__ = ("_index", "tables")
+
+    def __init__(self, pending: list[E]) -> None:
+        self.tables: dict[str, list[E]] = {}
+        self._index: dict[tuple[str, Identity], E] = {}
+        for entry in pending:
+            name = entry.lane.name
+            self.tables.setdefault(name, []).append(entry)
+            self._index[(name, entry.identity)] = entry
+
+    def lane(self, table: str) -> Lane:
+        return self.tables[table][0].lane
+
+    def find(self, table: str, wire: Mapping[str, Any]) -> E | None:
+        """The entry an answer's item or key of ``table`` stands for (``None``: not ours)."""
+        return self._index.get((table, key_identity(wire, self.lane(table).key_names)))
+
+
 class BatchEngine:
     """Chunks, sends and settles batch requests for one client."""
 
@@ -329,23 +350,17 @@ class BatchEngine:
     # -- reads -----------------------------------------------------------------------------
 
     async def _send_gets(self, pending: list[_Get], budget: RetryBudget) -> list[_Get]:
-        request_items: dict[str, Any] = {}
-        lanes: dict[str, Lane] = {}
-        index: dict[tuple[str, Identity], _Get] = {}
-        for entry in pending:
-            lane = entry.lane
-            table = request_items.get(lane.name)
-            if table is None:
-                table = request_items[lane.name] = {"Keys": [], **lane.fields}
-                lanes[lane.name] = lane
-            table["Keys"].append(entry.key)
-            index[(lane.name, entry.identity)] = entry
+        chunk = _Chunk(pending)
+        request_items = {
+            name: {"Keys": [entry.key for entry in entries], **entries[0].lane.fields}
+            for name, entries in chunk.tables.items()
+        }
         data = await self._dispatcher.attempt("BatchGetItem", self._payload(request_items), budget)
         decode = self._decode
         for name, items in (data.get("Responses") or {}).items():
-            lane = lanes[name]
+            lane = chunk.lane(name)
             for item in items:
-                found = index.get((name, key_identity(item, lane.key_names)))
+                found = chunk.find(name, item)
                 if found is not None:
                     # Decoded at once, so the wire form dies with its page: a big batch kept
                     # in both forms until the end costs the garbage collector dearly.
@@ -356,9 +371,8 @@ class BatchEngine:
                         found.wire = item
         left: list[_Get] = []
         for name, unprocessed in (data.get("UnprocessedKeys") or {}).items():
-            lane = lanes[name]
             for key in unprocessed.get("Keys") or ():
-                missed = index.get((name, key_identity(key, lane.key_names)))
+                missed = chunk.find(name, key)
                 if missed is not None and missed.item is None:
                     left.append(missed)
         return left
@@ -416,27 +430,19 @@ class BatchEngine:
     # -- writes ----------------------------------------------------------------------------
 
     async def _send_writes(self, pending: list[_Write], budget: RetryBudget) -> list[_Write]:
-        request_items: dict[str, list[orjson.Fragment]] = {}
-        lanes: dict[str, Lane] = {}
-        index: dict[tuple[str, Identity], _Write] = {}
-        for entry in pending:
-            lane = entry.lane
-            requests = request_items.get(lane.name)
-            if requests is None:
-                requests = request_items[lane.name] = []
-                lanes[lane.name] = lane
-            requests.append(entry.request)
-            index[(lane.name, entry.identity)] = entry
+        chunk = _Chunk(pending)
+        request_items = {
+            name: [entry.request for entry in entries] for name, entries in chunk.tables.items()
+        }
         data = await self._dispatcher.attempt(
             "BatchWriteItem", self._payload(request_items), budget
         )
         left: list[_Write] = []
         for name, requests in (data.get("UnprocessedItems") or {}).items():
-            lane = lanes[name]
             for request in requests:
                 put = request.get("PutRequest")
                 wire = put["Item"] if put is not None else request["DeleteRequest"]["Key"]
-                unwritten = index.get((name, key_identity(wire, lane.key_names)))
+                unwritten = chunk.find(name, wire)
                 if unwritten is not None:
                     left.append(unwritten)
         return left

@@ -555,10 +555,6 @@ class Leg:
         self._wanted = asyncio.Event()
 
     @property
-    def started(self) -> bool:
-        return self._task is not None
-
-    @property
     def buffered(self) -> bool:
         """An item of the current page is still to be handed out."""
         return self._pos < len(self._items)

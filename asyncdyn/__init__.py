@@ -10,6 +10,7 @@ from .errors import (
     ChecksumMismatch,
     ConditionalCheckFailed,
     ConfigurationError,
+    ExpiredIterator,
     InvalidCursor,
     InvalidExpression,
     InvalidItem,
@@ -19,12 +20,14 @@ from .errors import (
     RetriesExhausted,
     ServerError,
     ServiceError,
+    StreamNotEnabled,
     TableNotFound,
     Throttled,
     TransactionCanceled,
     TransactionConflict,
     TransactionInProgress,
     TransportError,
+    TrimmedDataAccess,
     UnprocessedItemsError,
     UnprocessedKeysError,
     ValidationError,
@@ -35,6 +38,14 @@ from .paging import Page
 from .retry import RetryPolicy
 from .schema import GlobalIndex, KeySchema, LocalIndex
 from .stats import StatsSnapshot
+from .streams import (
+    CheckpointStore,
+    MemoryCheckpoints,
+    Record,
+    RecordBatch,
+    Stream,
+    TableCheckpoints,
+)
 from .transactions import TxAction, TxGet
 from .transport import HttpResponse, Transport
 from .ttl import expires_at, is_expired
@@ -47,6 +58,7 @@ __all__ = [
     "Attr",
     "BatchWriter",
     "CancellationReason",
+    "CheckpointStore",
     "ChecksumMismatch",
     "Client",
     "Condition",
@@ -54,6 +66,7 @@ __all__ = [
     "ConfigurationError",
     "Credentials",
     "CredentialsProvider",
+    "ExpiredIterator",
     "GlobalIndex",
     "HttpResponse",
     "InvalidCursor",
@@ -64,7 +77,10 @@ __all__ = [
     "KeyCondition",
     "KeySchema",
     "LocalIndex",
+    "MemoryCheckpoints",
     "Page",
+    "Record",
+    "RecordBatch",
     "Rejected",
     "RequestTimeout",
     "ResourceInUse",
@@ -73,7 +89,10 @@ __all__ = [
     "ServerError",
     "ServiceError",
     "StatsSnapshot",
+    "Stream",
+    "StreamNotEnabled",
     "Table",
+    "TableCheckpoints",
     "TableNotFound",
     "Throttled",
     "TimeBuckets",
@@ -82,6 +101,7 @@ __all__ = [
     "TransactionInProgress",
     "Transport",
     "TransportError",
+    "TrimmedDataAccess",
     "TxAction",
     "TxGet",
     "UnprocessedItemsError",

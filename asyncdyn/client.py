@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -21,6 +21,7 @@ from .batch import (
     aligned,
     delete_entry,
     fetch_all,
+    key_identity,
     key_names_of,
     put_entry,
     read_entries,
@@ -39,6 +40,7 @@ from .credentials import (
 from .errors import (
     ConditionalCheckFailed,
     ConfigurationError,
+    InvalidExpression,
     InvalidItem,
     TableNotFound,
     UnprocessedKeysError,
@@ -60,6 +62,13 @@ from .schema import (
 )
 from .signing import SigV4Signer
 from .stats import StatsSnapshot
+from .streams import (
+    CheckpointStore,
+    StartPosition,
+    Stream,
+    streams_dispatcher,
+    streams_endpoint_for,
+)
 from .transactions import TxAction, TxGet, check_actions, transact_get, transact_write
 from .transport import AiohttpTransport, Dispatcher, Transport, endpoint_host
 from .ttl import is_expired
@@ -188,6 +197,9 @@ class Client:
         self.endpoint_url = resolve_endpoint(endpoint_url, self.region, profile=profile)
         host = endpoint_host(self.endpoint_url)
         _check_choice("http", http, ("lean", "aiohttp"))
+        # A transport of the caller's also carries Streams requests (it may be a proxy or a
+        # test double that knows nothing of a second endpoint).
+        self._custom_transport = transport is not None
         if transport is None:
             make = LeanTransport if http == "lean" else AiohttpTransport
             transport = make(self.endpoint_url, max_connections=max_concurrency)
@@ -221,6 +233,11 @@ class Client:
         self._cursors = CursorCodec(cursor_key or _DEFAULT_CURSOR_KEY)
         self._tables: dict[str, Table] = {}
         self._closed = False
+        # The Streams dispatcher is made on first use: most clients never read a stream.
+        self._profile = profile
+        self._http = http
+        self._streams: Dispatcher | None = None
+        self._streams_transport: Transport | None = None
 
     def __repr__(self) -> str:
         return f"Client(region={self.region!r}, endpoint_url={self.endpoint_url!r})"
@@ -241,6 +258,9 @@ class Client:
         self._closed = True
         if self._coalescer is not None:
             await self._coalescer.close()
+        streams_transport, self._streams_transport = self._streams_transport, None
+        if streams_transport is not None:
+            await streams_transport.close()
         await self._dispatcher.transport.close()
 
     def table(
@@ -268,6 +288,70 @@ class Client:
             if table._key_schema is None or isinstance(key, KeySchema):
                 table._key_schema = schema
         return table
+
+    def stream(
+        self,
+        table_name: str,
+        *,
+        start: StartPosition = "trim_horizon",
+        checkpoints: CheckpointStore | None = None,
+        poll_interval: float = 1.0,
+        rediscover_interval: float = 60.0,
+        limit: int = 1000,
+        buffer: int = 8,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> Stream:
+        """A consumer of the table's DynamoDB stream (no request is made yet).
+
+        ``table_name`` may also be a stream ARN. ``start`` is where shards without a
+        checkpoint begin: ``"trim_horizon"`` (the oldest record kept, 24 hours back) or
+        ``"latest"`` (only changes made from now on). ``checkpoints`` is a
+        ``CheckpointStore`` (default: a ``MemoryCheckpoints``); save to it with
+        ``await stream.checkpoint(record)``. ``poll_interval`` is the pause after an empty
+        read of a shard, ``rediscover_interval`` how often shards are listed again,
+        ``limit`` the records asked per GetRecords (at most 1000), ``buffer`` how many
+        batches may wait for the caller. ``clock`` and ``sleep`` replace the event loop's
+        (tests). Example::
+
+            stream = db.stream("Orders", checkpoints=TableCheckpoints(ckpt, "indexer"))
+            async with stream.records() as records:
+                async for record in records:
+                    handle(record.event, record.keys, record.old, record.new)
+                    await stream.checkpoint(record)
+        """
+        is_arn = table_name.startswith("arn:") and "/stream/" in table_name
+        return Stream(
+            table_name,
+            describe_table=None if is_arn else self.table(table_name).describe,
+            dispatcher=self._streams_dispatcher,
+            decoder=self._decoder,
+            start=start,
+            checkpoints=checkpoints,
+            poll_interval=poll_interval,
+            rediscover_interval=rediscover_interval,
+            limit=limit,
+            buffer=buffer,
+            clock=clock,
+            sleep=sleep,
+        )
+
+    def _streams_dispatcher(self) -> Dispatcher:
+        """The Streams API dispatcher: the same endpoint for a local server or a proxy; for
+        AWS, streams.dynamodb.<region>, with its own connection pool."""
+        if self._streams is None:
+            transport = self._dispatcher.transport
+            host = endpoint_host(self.endpoint_url)
+            public = streams_endpoint_for(self.endpoint_url, self.region)
+            if public is not None and not self._custom_transport:
+                url = resolve_endpoint(None, self.region, service="streams", profile=self._profile)
+                make = LeanTransport if self._http == "lean" else AiohttpTransport
+                transport = self._streams_transport = make(
+                    url, max_connections=self.max_concurrency
+                )
+                host = endpoint_host(url)
+            self._streams = streams_dispatcher(self._dispatcher, transport, host)
+        return self._streams
 
     def stats(self) -> StatsSnapshot:
         """A snapshot of this client's counters."""
@@ -499,6 +583,52 @@ class Table:
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
 
+    def _key(self, key: Mapping[str, Any]) -> WireItem:
+        """``key`` encoded, and checked against the key schema when it is already known (a
+        key declared with ``Client.table(name, key=...)`` or described): a wrong key is then
+        refused before sending instead of by the server."""
+        wire = encode_key(key)
+        schema = self._key_schema
+        if schema is not None and wire.keys() != set(schema.names):
+            raise InvalidItem(
+                f"a key of table {self.name!r} has exactly the attributes "
+                f"{', '.join(schema.names)}, not {', '.join(wire)}"
+            )
+        return wire
+
+    def _item(self, item: Mapping[str, Any]) -> WireItem:
+        """``item`` encoded, with its key attributes checked when the key schema is known."""
+        wire = encode_item(item)
+        schema = self._key_schema
+        if schema is not None:
+            for name in schema.names:
+                value = wire.get(name)
+                if value is None:
+                    raise InvalidItem(
+                        f"the item has no key attribute {name!r} (keys of {self.name!r} are "
+                        f"{', '.join(schema.names)})"
+                    )
+                try:
+                    key_identity(wire, (name,))
+                except ValueError:
+                    raise InvalidItem(
+                        "key attribute must be a non-empty string, number or binary", name
+                    ) from None
+        return wire
+
+    def _check_update(self, update: Update | str) -> None:
+        """Refuse an update of a key attribute when the key schema is known (DynamoDB
+        refuses it: "This attribute is part of the key")."""
+        schema = self._key_schema
+        if schema is None or not isinstance(update, Update):
+            return
+        for path in update.paths:
+            if path[0] in schema.names:
+                raise InvalidExpression(
+                    f"update of {path[0]!r}: it is part of the key of {self.name!r}, "
+                    "which an update cannot change"
+                )
+
     def _request(self, **fields: Any) -> dict[str, Any]:
         request: dict[str, Any] = {"TableName": self.name, **fields}
         if self._client._consumed_capacity is not None:
@@ -535,7 +665,7 @@ class Table:
             return self._live(
                 await coalescer.get(lane, self.name, key, consistent=consistent, attributes=listed)
             )
-        request = self._request(Key=encode_key(key))
+        request = self._request(Key=self._key(key))
         if consistent:
             request["ConsistentRead"] = True
         if attributes is not None:
@@ -560,7 +690,7 @@ class Table:
         A false ``condition`` raises ``ConditionalCheckFailed``; with
         ``returns_on_failure="ALL_OLD"`` its ``.item`` is the item that failed it.
         """
-        request = self._request(Item=encode_item(item))
+        request = self._request(Item=self._item(item))
         return await self._write(
             "PutItem",
             request,
@@ -589,7 +719,8 @@ class Table:
         Attr("views").add(1)``, or is a raw UpdateExpression with ``names``/``values``.
         ``returns`` is one of NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW.
         """
-        request = self._request(Key=encode_key(key))
+        request = self._request(Key=self._key(key))
+        self._check_update(update)
         _expressions(request, update=update, condition=condition, names=names, values=values)
         return await self._write(
             "UpdateItem", request, None, returns, _UPDATE_RETURNS, returns_on_failure, None, None
@@ -606,7 +737,7 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> Item | None:
         """Delete the item with this key (no error if there is none)."""
-        request = self._request(Key=encode_key(key))
+        request = self._request(Key=self._key(key))
         return await self._write(
             "DeleteItem",
             request,
@@ -672,7 +803,7 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> TxAction:
         """A put for ``Client.transact_write`` (the item is encoded and checked now)."""
-        wire = encode_item(item)
+        wire = self._item(item)
         return self._action(
             "Put", {"Item": wire}, wire, condition, None, returns_on_failure, names, values
         )
@@ -688,7 +819,8 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> TxAction:
         """An update for ``Client.transact_write``."""
-        wire = encode_key(key)
+        wire = self._key(key)
+        self._check_update(update)
         return self._action(
             "Update", {"Key": wire}, wire, condition, update, returns_on_failure, names, values
         )
@@ -703,7 +835,7 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> TxAction:
         """A delete for ``Client.transact_write``."""
-        wire = encode_key(key)
+        wire = self._key(key)
         return self._action(
             "Delete", {"Key": wire}, wire, condition, None, returns_on_failure, names, values
         )
@@ -718,7 +850,7 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> TxAction:
         """A condition on another item that the transaction needs to hold (nothing written)."""
-        wire = encode_key(key)
+        wire = self._key(key)
         return self._action(
             "ConditionCheck",
             {"Key": wire},
@@ -966,10 +1098,14 @@ class Table:
     def _fetcher(self, operation: str, base: dict[str, Any], *, exact: bool = False) -> FetchPage:
         """One page of ``operation``; ``exact`` decodes numbers exactly whatever the client's
         number mode (a fan-out needs exact keys to merge and resume)."""
-        call = self._call
+        call_read = self._client._dispatcher.call_read
         decode_items = self._decode_items
         if exact and self._client._numbers == "float":
             decode_items = _EXACT.items
+
+        def read(data: dict[str, Any]) -> tuple[list[Item], WireKey | None]:
+            # Decoded as the answer is read (Dispatcher.call_read): the wire page dies at once.
+            return decode_items(data.get("Items") or []), data.get("LastEvaluatedKey") or None
 
         async def fetch(
             start_key: WireKey | None, limit: int | None
@@ -981,19 +1117,21 @@ class Table:
                     request["ExclusiveStartKey"] = start_key
                 if limit is not None:
                     request["Limit"] = limit
-            data = await call(operation, request)
-            items = decode_items(data.get("Items") or [])
+            items, last_key = await call_read(operation, request, read)
             expiry = self._expiry
             if expiry is not None:
                 items = [item for item in items if not is_expired(item, expiry)]
-            return items, data.get("LastEvaluatedKey") or None
+            return items, last_key
 
         return fetch
 
     @staticmethod
     def _scope(operation: str, request: Mapping[str, Any]) -> bytes:
         defining = {k: v for k, v in request.items() if k not in _PAGING_FIELDS}
-        return operation.encode() + orjson.dumps(defining, option=orjson.OPT_SORT_KEYS)
+        try:
+            return operation.encode() + orjson.dumps(defining, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError as exc:  # a lone surrogate in an index name, say
+            raise InvalidItem(f"{operation}: the request cannot be sent as JSON: {exc}") from None
 
     def query(
         self,
@@ -1496,6 +1634,27 @@ class Table:
 
         await _poll(active, timeout, f"table {self.name!r} not ACTIVE after {timeout}s")
 
+    async def enable_stream(
+        self, view: StreamView = "NEW_AND_OLD_IMAGES", *, wait: bool = True
+    ) -> str:
+        """Turn on the table's stream (UpdateTable) and return its ARN; with ``wait``, return
+        once the table is ACTIVE again."""
+        if view not in ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"):
+            raise ConfigurationError(f"unknown stream view type {view!r}")
+        data = await self._call(
+            "UpdateTable",
+            {
+                "TableName": self.name,
+                "StreamSpecification": {"StreamEnabled": True, "StreamViewType": view},
+            },
+        )
+        if wait:
+            await self.wait_until_active()
+        arn = (data.get("TableDescription") or {}).get("LatestStreamArn")
+        if not arn:
+            arn = (await self.describe()).get("LatestStreamArn")
+        return str(arn)
+
     async def enable_ttl(self, attribute: str) -> None:
         """Have DynamoDB delete items once the epoch seconds in ``attribute`` have passed."""
         await self._call(
@@ -1514,7 +1673,8 @@ class Table:
 
 
 def _check_limit(limit: int | None) -> None:
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
+    # bool is an int subclass: limit=True would silently mean 1.
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigurationError(f"limit must be a positive int or None, not {limit!r}")
 
 

@@ -16,11 +16,14 @@
     │   ├── TransactionCanceled            .reasons: one CancellationReason per action, in order
     │   ├── TransactionConflict
     │   ├── TableNotFound                  ResourceNotFoundException
+    │   ├── ExpiredIterator                a stream shard iterator older than 15 minutes
+    │   ├── TrimmedDataAccess              a stream position past the 24-hour retention
     │   ├── ResourceInUse
     │   ├── AccessDenied                   bad or expired credentials, missing permission
     │   ├── Throttled                      throttling of any kind (retryable)
     │   ├── ServerError                    HTTP 5xx, InternalServerError (retryable)
     │   └── TransactionInProgress          (retryable with the same client token)
+    ├── StreamNotEnabled                   the table has no stream; .table
     ├── RetriesExhausted                   attempts or deadline used up; .last_error
     ├── UnprocessedKeysError               .partial, .unprocessed
     └── UnprocessedItemsError              .unprocessed
@@ -40,6 +43,7 @@ __all__ = [
     "ChecksumMismatch",
     "ConditionalCheckFailed",
     "ConfigurationError",
+    "ExpiredIterator",
     "InvalidCursor",
     "InvalidExpression",
     "InvalidItem",
@@ -49,12 +53,14 @@ __all__ = [
     "RetriesExhausted",
     "ServerError",
     "ServiceError",
+    "StreamNotEnabled",
     "TableNotFound",
     "Throttled",
     "TransactionCanceled",
     "TransactionConflict",
     "TransactionInProgress",
     "TransportError",
+    "TrimmedDataAccess",
     "UnprocessedItemsError",
     "UnprocessedKeysError",
     "ValidationError",
@@ -181,6 +187,25 @@ class TableNotFound(ServiceError):
     """The table (or index, or stream) does not exist or is not active yet."""
 
 
+class ExpiredIterator(ServiceError):
+    """A DynamoDB Streams shard iterator was used more than 15 minutes after it was issued
+    (``ExpiredIteratorException``). The stream consumer replaces it by itself."""
+
+
+class TrimmedDataAccess(ServiceError):
+    """A DynamoDB Streams position lies before the oldest record still kept (records live
+    24 hours) (``TrimmedDataAccessException``)."""
+
+
+class StreamNotEnabled(AsyncDynError):
+    """The table has no DynamoDB stream to read (``LatestStreamArn`` is missing). Enable one
+    with ``create_table(..., stream=...)`` or ``Table.enable_stream(...)``."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        super().__init__(f"table {table!r} has no stream enabled")
+
+
 class ResourceInUse(ServiceError):
     """The table is being created, updated or deleted, or already exists."""
 
@@ -270,6 +295,8 @@ _ERRORS: dict[str, type[ServiceError]] = {
     "TransactionInProgressException": TransactionInProgress,
     "ResourceNotFoundException": TableNotFound,
     "ResourceInUseException": ResourceInUse,
+    "ExpiredIteratorException": ExpiredIterator,
+    "TrimmedDataAccessException": TrimmedDataAccess,
     "ProvisionedThroughputExceededException": Throttled,
     "ThrottlingException": Throttled,
     "RequestLimitExceeded": Throttled,

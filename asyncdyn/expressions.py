@@ -101,6 +101,24 @@ def _check_path(path: Sequence[Any]) -> Path:
     return tuple(out)
 
 
+def _raw(text: str, what: str) -> str:
+    """A caller's raw expression string: refused when blank (DynamoDB's "The expression can
+    not be empty") or not valid UTF-8, else checked for size."""
+    if not text.strip():
+        _fail(f"{what} is empty")
+    _check_utf8(text, what)
+    return _check_size(text, what)
+
+
+def _check_utf8(text: str, what: str) -> None:
+    # A lone surrogate cannot be sent as JSON at all.
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            _fail(f"{what} {text!r} is not valid UTF-8 (it contains a lone surrogate)")
+
+
 def _check_size(text: str, what: str) -> str:
     # UTF-8 spends at most 4 bytes per code point: short strings need no encoding to check.
     if len(text) > MAX_EXPRESSION_BYTES // 4:
@@ -208,6 +226,7 @@ class Placeholders:
                     _fail(f"names: placeholder {token!r} must look like '#name'")
                 if not isinstance(name, str) or not name:
                     _fail(f"names: {token} must map to a non-empty attribute name")
+                _check_utf8(name, f"names: {token} maps to the attribute name")
                 self._names[token] = name
                 self._name_ids.setdefault(name, token)
         if values:
@@ -229,6 +248,7 @@ class Placeholders:
         if token is None:
             if not segment:
                 _fail("an attribute name must not be empty")
+            _check_utf8(segment, "attribute name")
             names = self._names
             i = self._next_name
             token = _NAME_TOKENS[i] if i < 64 else f"#n{i}"
@@ -301,18 +321,23 @@ class Placeholders:
     def condition(self, c: Condition | str) -> str:
         """A ConditionExpression / FilterExpression; a ``str`` is passed through unchanged."""
         if isinstance(c, str):
-            return _check_size(c, "condition expression")
+            return _raw(c, "condition expression")
         if not isinstance(c, Condition):
             _fail(
                 f"a condition is built with Attr(...) or given as a string, not {c!r}"
                 + (" (Key(...) is for key conditions)" if isinstance(c, KeyCondition) else "")
             )
-        return _check_size(c._render(self), "condition expression")
+        try:
+            text = c._render(self)
+        except RecursionError:
+            # Thousands of nested & / | levels; DynamoDB's 4 KB cap allows a few hundred.
+            _fail("condition expression is nested too deeply")
+        return _check_size(text, "condition expression")
 
     def key_condition(self, c: KeyCondition | str) -> str:
         """A KeyConditionExpression; a ``str`` is passed through unchanged."""
         if isinstance(c, str):
-            return _check_size(c, "key condition expression")
+            return _raw(c, "key condition expression")
         if not isinstance(c, KeyCondition):
             _fail(f"a key condition is built with Key(...) or given as a string, not {c!r}")
         return _check_size(c._render(self), "key condition expression")
@@ -320,7 +345,7 @@ class Placeholders:
     def update(self, u: Update | str) -> str:
         """An UpdateExpression; a ``str`` is passed through unchanged."""
         if isinstance(u, str):
-            return _check_size(u, "update expression")
+            return _raw(u, "update expression")
         if not isinstance(u, Update):
             _fail(
                 f"an update is built with Attr(...).set(...) etc. or given as a string, not {u!r}"
@@ -336,7 +361,7 @@ class Placeholders:
         ``a.b``.
         """
         if isinstance(attributes, str):
-            return _check_size(attributes, "projection expression")
+            return _raw(attributes, "projection expression")
         paths: list[Path] = []
         seen: set[Path] = set()
         nested = False
@@ -852,6 +877,11 @@ class Update(_Frozen):
 
     def __len__(self) -> int:
         return len(self._actions)
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The document path each action changes, in order."""
+        return tuple([action[1] for action in self._actions])
 
     def __repr__(self) -> str:
         pieces = []

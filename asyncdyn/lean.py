@@ -28,12 +28,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Mapping
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
 from .errors import ConfigurationError, RequestTimeout, TransportError
-from .transport import HttpResponse, endpoint_host
+from .transport import HttpResponse, _TransportClosed, endpoint_host
 
 __all__ = ["LeanTransport"]
 
@@ -91,8 +92,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, but not always an asyncio.Transport subclass: uvloop's is not.
+        self.transport = cast(asyncio.Transport, transport)
         self._loop = asyncio.get_running_loop()
         self.reusable = True
 
@@ -294,7 +295,7 @@ class LeanTransport:
 
     async def send(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if self._closed:
-            raise TransportError(f"the transport to {self._label} is closed")
+            raise _TransportClosed(f"the transport to {self._label} is closed")
         request = self._encode(headers, body)
         async with self._slots:
             conn = self._take_idle()
@@ -310,7 +311,7 @@ class LeanTransport:
 
     async def close(self) -> None:
         self._closed = True
-        error = TransportError(f"the transport to {self._label} was closed")
+        error = _TransportClosed(f"the transport to {self._label} was closed")
         conns = list(self._all)
         self._all.clear()
         self._idle.clear()
@@ -339,7 +340,10 @@ class LeanTransport:
         try:
             return head.encode("latin-1") + body
         except UnicodeEncodeError as exc:
-            raise ConfigurationError("a header has a character outside latin-1") from exc
+            # The error's .object (and args) is the whole head, signature and session token
+            # included: name the header only, and raise outside this block, unchained.
+            bad = head[: exc.start].rpartition("\r\n")[2].partition(":")[0]
+        raise ConfigurationError(f"header {bad!r} has a character outside latin-1")
 
     def _check_names(self, names: tuple[str, ...]) -> bool:
         """Validate a set of header names once; True when ``Host`` must be added."""
@@ -391,7 +395,7 @@ class LeanTransport:
         label = self._label
         read_timeout = self._read_timeout
         if self._closed:
-            raise TransportError(f"the transport to {label} is closed")
+            raise _TransportClosed(f"the transport to {label} is closed")
         context = None
         if self._tls:
             context = self._ssl
@@ -414,6 +418,6 @@ class LeanTransport:
             raise TransportError(f"could not connect to {label}: {exc!r}") from exc
         if self._closed:
             conn.abort()
-            raise TransportError(f"the transport to {label} is closed")
+            raise _TransportClosed(f"the transport to {label} is closed")
         self._all.add(conn)
         return conn

@@ -526,6 +526,22 @@ def item_size(item: Mapping[str, Any]) -> int:
 def encode_key(key: Mapping[str, Any]) -> WireItem:
     """Encode a primary key: one or two attributes, each a non-empty string, a number or
     non-empty binary."""
+    if key.__class__ is dict and 0 < len(key) <= 2:
+        # Most keys are a plain dict of short ASCII strings: checked here in half the time of
+        # the general path below, which every other key takes (and which raises the errors).
+        fast: WireItem = {}
+        for name, v in key.items():
+            if (
+                name.__class__ is not str
+                or v.__class__ is not str
+                or not name
+                or not 0 < len(v) <= _MAX_KEY_VALUE_BYTES
+                or not v.isascii()
+            ):
+                break
+            fast[name] = {"S": v}
+        else:
+            return fast
     if not isinstance(key, Mapping):
         raise InvalidItem(f"a key must be a mapping of attribute names, not {_type_name(key)}")
     if not 0 < len(key) <= 2:

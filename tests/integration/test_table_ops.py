@@ -154,10 +154,17 @@ async def test_query_iterator_options(table: Table) -> None:
 async def test_errors_from_the_server(db: Client, table: Table) -> None:
     with pytest.raises(TableNotFound):
         await db.table("no-such-table").get({"PK": "a"})
+    # Sent as is, a wrong key is the server's to refuse, and maps to ValidationError.
     with pytest.raises(ValidationError):
-        await table.get({"PK": "a"})  # missing the sort key
+        await db.call("GetItem", {"TableName": table.name, "Key": {"PK": {"S": "a"}}})
     with pytest.raises(ValidationError):
         await table.put({"PK": "a", "SK": 1})  # sort key of the wrong type
+    # Once the key schema is known (create_table learnt it), a missing key attribute is
+    # refused before sending.
+    before = db.stats().total_requests
+    with pytest.raises(InvalidItem, match="SK"):
+        await table.get({"PK": "a"})
+    assert db.stats().total_requests == before
 
 
 async def test_oversized_item_refused_before_sending(db: Client, table: Table) -> None:

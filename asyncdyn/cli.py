@@ -1,0 +1,824 @@
+"""The ``asyncdyn`` command: ``load`` a file into a table, ``export`` a table, run a ``local``
+server.
+
+Needs the ``cli`` extra (rich, for progress). Exit statuses (see ``asyncdyn --help``):
+0 done; 1 unexpected error or rich missing; 2 usage (arguments, specs, unreadable input,
+checkpoint of another file, table of another key); 3 DynamoDB (table missing, credentials,
+region, access, server unreachable); 4 loaded, but rows were rejected; 5 items left
+unwritten; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .batch import BatchWriter
+from .client import Client, Table
+from .credentials import resolve_region
+from .errors import (
+    AsyncDynError,
+    ConfigurationError,
+    ResourceInUse,
+    TableNotFound,
+    UnprocessedItemsError,
+    ValidationError,
+)
+from .loading import (
+    FORMATS,
+    Checkpoint,
+    InputError,
+    KeyAttribute,
+    Rejects,
+    Row,
+    Watermark,
+    ddb_json_line,
+    json_line,
+    parse_csv_types,
+    parse_key_spec,
+    read_rows,
+)
+from .runner import run
+from .schema import KeySchema
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from .loading import CsvType, Format
+
+__all__ = [
+    "EXIT_DYNAMODB",
+    "LoadJob",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_REJECTED",
+    "EXIT_UNWRITTEN",
+    "EXIT_USAGE",
+    "main",
+    "prepare_load",
+    "run_load",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_DYNAMODB = 3
+EXIT_REJECTED = 4
+EXIT_UNWRITTEN = 5
+EXIT_INTERRUPTED = 130
+
+_EXIT_CODES = f"""exit status:
+  {EXIT_OK}    done
+  {EXIT_ERROR}    unexpected error, or rich is not installed
+  {EXIT_USAGE}    usage: bad arguments or specs, unreadable input, checkpoint of another file,
+       table exists with another key than --create-table
+  {EXIT_DYNAMODB}    DynamoDB: table missing, credentials, region, access denied, server
+       unreachable
+  {EXIT_REJECTED}    load: every good row written, but rows were rejected (see the rejects file)
+  {EXIT_UNWRITTEN}    load: items left unwritten (rerun with --resume to retry them)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a load saved its checkpoint
+"""
+_NO_RICH = "asyncdyn: the command line needs rich: pip install 'asyncdyn[cli]'\n"
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+# How often a load saves its checkpoint and the progress display is updated (seconds).
+_CHECKPOINT_EVERY = 1.0
+_REFRESH_EVERY = 0.2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``asyncdyn`` command with ``argv`` (default ``sys.argv[1:]``); returns the
+    exit status."""
+    try:
+        from rich.console import Console
+    except ImportError:
+        sys.stderr.write(_NO_RICH)
+        return EXIT_ERROR
+    args = _parser().parse_args(argv)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    command: Callable[[argparse.Namespace, Console], int] = args.command
+    try:
+        return command(args, console)
+    except InputError as exc:
+        _error(console, str(exc))
+        return EXIT_USAGE
+    except TableNotFound:
+        _error(console, f"table {args.table!r} does not exist (--create-table creates it)")
+        return EXIT_DYNAMODB
+    except AsyncDynError as exc:
+        _error(console, f"{type(exc).__name__}: {exc}")
+        return EXIT_DYNAMODB
+    except KeyboardInterrupt:
+        _error(console, "interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _error(console: Console, message: str) -> None:
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}")
+
+
+# ---------------------------------------------------------------------------- arguments
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    connection = argparse.ArgumentParser(add_help=False)
+    group = connection.add_argument_group("connection")
+    group.add_argument(
+        "--endpoint-url",
+        help="DynamoDB endpoint (default: AWS_ENDPOINT_URL_DYNAMODB, AWS config, or AWS); on a "
+        "loopback endpoint the region defaults to us-east-1 and, with no AWS credentials "
+        "configured, dummy ones are used",
+    )
+    group.add_argument("--region", help="AWS region (default: AWS_REGION / the profile)")
+    group.add_argument("--profile", help="AWS config profile for region, endpoint, credentials")
+    group.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=64,
+        help="requests in flight at once (default 64)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="asyncdyn",
+        description="Bulk load, export and local DynamoDB servers, with asyncdyn.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    load = commands.add_parser(
+        "load",
+        parents=[connection],
+        help="load a JSONL, CSV or DynamoDB-JSON file into a table",
+        description="Write every row of FILE to a table through the batch writer. Bad rows "
+        "go to the rejects file with their line number and reason; a checkpoint next to FILE "
+        "lets --resume skip what was already written.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("file", metavar="FILE", type=Path)
+    load.add_argument("--table", required=True, help="the table to write to")
+    load.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="jsonl: one JSON object per line; csv: a header row, then values (strings "
+        "unless typed by the key or --csv-types); ddb-json: one DynamoDB-JSON item per line, "
+        'bare or as {"Item": ...} (default: from the file name, else jsonl)',
+    )
+    load.add_argument(
+        "--create-table",
+        metavar="SPEC",
+        help='create the table when missing, keyed "PK:S[,SK:N]" (types S, N, B); an '
+        "existing table must have this key",
+    )
+    load.add_argument(
+        "--rate",
+        type=_positive_rate,
+        help="write at most N items per second (a token bucket: one second's worth may go "
+        "at once after an idle moment, e.g. at the start)",
+    )
+    load.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the rows the checkpoint says are done (without it, start from line 1)",
+    )
+    load.add_argument("--checkpoint", type=Path, help="default: FILE.checkpoint.json")
+    load.add_argument("--rejects", type=Path, help="default: FILE.rejects.jsonl")
+    load.add_argument(
+        "--csv-types",
+        metavar="SPEC",
+        help='CSV columns that are not strings: "price:N,active:BOOL" (types S, N, BOOL)',
+    )
+    load.add_argument("--no-progress", action="store_true", help="no progress bar")
+    load.set_defaults(command=_load_command)
+
+    export = commands.add_parser(
+        "export",
+        parents=[connection],
+        help="write every item of a table as JSON lines",
+        description="Parallel scan of a table to JSON lines. jsonl: plain JSON, numbers "
+        "exact, binary as base64, sets as sorted lists. ddb-json: DynamoDB JSON "
+        '{"Item": ...} per line, which `asyncdyn load --format ddb-json` reads back exactly.',
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("--table", required=True)
+    export.add_argument(
+        "--segments", type=_positive_int, default=4, help="parallel scan segments (default 4)"
+    )
+    export.add_argument("--out", type=Path, help="output file (default: standard output)")
+    export.add_argument("--format", choices=("jsonl", "ddb-json"), default="jsonl")
+    export.add_argument("--no-progress", action="store_true", help="no progress display")
+    export.set_defaults(command=_export_command)
+
+    local = commands.add_parser(
+        "local",
+        parents=[connection],
+        help="run an embedded DynamoDB-compatible server in the foreground",
+        description="Serve moto or dynalite on 127.0.0.1 until Ctrl-C. The endpoint URL is "
+        "the first line on standard output.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    local.add_argument(
+        "--engine",
+        choices=("auto", "moto", "dynalite"),
+        default="auto",
+        help="auto: dynalite when installed (Node.js), else moto",
+    )
+    local.add_argument("--port", type=_port, default=0, help="default: a free port")
+    local.set_defaults(command=_local_command)
+    return parser
+
+
+# ---------------------------------------------------------------------------- client
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:  # Client reports the bad URL
+        return None
+
+
+def _client(args: argparse.Namespace, **options: Any) -> Client:
+    endpoint = (
+        args.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    region = args.region
+    credentials: tuple[str, str] | None = None
+    if endpoint and _host(endpoint) in _LOOPBACK:
+        # Local servers check neither region nor signature: spare the user an AWS setup
+        # (and the slow instance-metadata lookup of an empty provider chain).
+        if region is None:
+            try:
+                region = resolve_region(None, profile=args.profile)
+            except ConfigurationError:
+                region = "us-east-1"
+        configured = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
+        if args.profile is None and not configured:
+            credentials = ("local", "local")
+    return Client(
+        region=region,
+        endpoint_url=endpoint,
+        credentials=credentials,
+        profile=args.profile,
+        max_concurrency=args.concurrency,
+        **options,
+    )
+
+
+def _run(coroutine: Coroutine[Any, Any, int]) -> int:
+    return run(coroutine)
+
+
+# ---------------------------------------------------------------------------- load
+
+
+@dataclass(slots=True)
+class _LoadState:
+    """What a load has done so far (read by the progress display and the summary)."""
+
+    started: float = field(default_factory=time.monotonic)
+    start_offset: int = 0
+    read_offset: int = 0
+    rows: int = 0
+    salvaged: int = 0
+
+
+def _load_command(args: argparse.Namespace, console: Console) -> int:
+    job = prepare_load(args, console)
+    try:
+        return _run(run_load(job, console))
+    finally:
+        job.close()
+
+
+def _guess_format(path: Path) -> Format:
+    suffixes = [s.lower() for s in path.suffixes]
+    if ".csv" in suffixes:
+        return "csv"
+    if ".ddb" in suffixes or ".ddbjson" in suffixes:
+        return "ddb-json"
+    return "jsonl"
+
+
+async def _table_key(
+    db: Client, name: str, spec: tuple[KeyAttribute, ...] | None, console: Console
+) -> tuple[KeyAttribute, ...]:
+    """The table's key (name and type of each attribute), creating the table from ``spec``
+    when it is missing."""
+    table = db.table(name)
+    try:
+        description = await table.describe()
+    except TableNotFound:
+        if spec is None:
+            raise
+        partition, *sort = spec
+        try:
+            await db.create_table(
+                name,
+                partition_key=(partition.name, partition.type),
+                sort_key=(sort[0].name, sort[0].type) if sort else None,
+            )
+            console.print(f"created table {name} with key {', '.join(map(str, spec))}")
+        except ResourceInUse:  # created by someone else meanwhile: check it like any other
+            await table.wait_until_active()
+        description = await table.describe()
+    types = {d["AttributeName"]: d["AttributeType"] for d in description["AttributeDefinitions"]}
+    roles = {k["KeyType"]: k["AttributeName"] for k in description["KeySchema"]}
+    key = tuple(
+        KeyAttribute(roles[role], types[roles[role]]) for role in ("HASH", "RANGE") if role in roles
+    )
+    if spec is not None and key != spec:
+        raise InputError(
+            f"table {name!r} exists with the key {', '.join(map(str, key))}, "
+            f"not {', '.join(map(str, spec))}"
+        )
+    return key
+
+
+@dataclass(slots=True)
+class LoadJob:
+    """A load's input, checkpoint and rejects file, opened and checked before any request."""
+
+    args: argparse.Namespace
+    format: Format
+    spec: tuple[KeyAttribute, ...] | None
+    csv_types: dict[str, CsvType]
+    stream: IO[bytes]
+    checkpoint: Checkpoint
+    checkpoint_path: Path
+    rejects: Rejects
+
+    def close(self) -> None:
+        self.stream.close()
+        self.rejects.close()
+
+
+def prepare_load(args: argparse.Namespace, console: Console) -> LoadJob:
+    """Check the arguments, open the input, read the checkpoint when resuming, open the
+    rejects file. Raises :class:`InputError` for anything the user must fix."""
+    path: Path = args.file
+    fmt: Format = args.format or _guess_format(path)
+    spec = parse_key_spec(args.create_table) if args.create_table else None
+    csv_types = parse_csv_types(args.csv_types)
+    if csv_types and fmt != "csv":
+        raise InputError("--csv-types applies to --format csv only")
+    checkpoint_path: Path = args.checkpoint or path.with_name(path.name + ".checkpoint.json")
+    rejects_path: Path = args.rejects or path.with_name(path.name + ".rejects.jsonl")
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        checkpoint = Checkpoint(str(path.resolve()), args.table, fmt)
+        if args.resume and checkpoint_path.exists():
+            checkpoint = Checkpoint.load(checkpoint_path)
+            checkpoint.verify(stream, args.table, fmt)
+        elif args.resume:
+            console.print(f"no checkpoint at {checkpoint_path}: starting at line 1")
+        elif checkpoint_path.exists():
+            console.print(f"replacing the checkpoint {checkpoint_path} (--resume continues it)")
+        try:
+            rejects = Rejects(rejects_path, keep_through=checkpoint.line if args.resume else None)
+        except OSError as exc:
+            raise InputError(f"cannot write {rejects_path}: {exc.strerror}") from None
+    except BaseException:
+        stream.close()
+        raise
+    return LoadJob(args, fmt, spec, csv_types, stream, checkpoint, checkpoint_path, rejects)
+
+
+async def run_load(job: LoadJob, console: Console, *, client: Client | None = None) -> int:
+    """Run a prepared load; ``client`` replaces the one built from the arguments (tests)."""
+    args = job.args
+    async with contextlib.AsyncExitStack() as stack:
+        db = client if client is not None else await stack.enter_async_context(_client(args))
+        key = await _table_key(db, args.table, job.spec, console)
+        checkpoint = job.checkpoint
+        rows = read_rows(
+            job.stream,
+            job.format,
+            key,
+            line=checkpoint.line,
+            offset=checkpoint.offset,
+            csv_types=job.csv_types,
+        )
+        if checkpoint.line:
+            console.print(
+                f"resuming after line {checkpoint.line:,} ({checkpoint.rejected:,} rows "
+                f"rejected before, listed in {job.rejects.path})"
+            )
+        return await _load_rows(job, console, db, key, rows)
+
+
+async def _load_rows(
+    job: LoadJob,
+    console: Console,
+    db: Client,
+    key: tuple[KeyAttribute, ...],
+    rows: Iterator[Row],
+) -> int:
+    args, stream, checkpoint, rejects = job.args, job.stream, job.checkpoint, job.rejects
+    checkpoint_path = job.checkpoint_path
+    sort_key = key[1].name if len(key) > 1 else None
+    table = db.table(args.table, key=KeySchema(key[0].name, sort_key, {}))
+    watermark = Watermark(checkpoint.line, checkpoint.offset)
+    state = _LoadState(start_offset=checkpoint.offset, read_offset=checkpoint.offset)
+    size = os.fstat(stream.fileno()).st_size
+    requests_before = db.stats().requests.get("BatchWriteItem", 0)
+    writer = table.writer(rate=args.rate, max_in_flight=args.concurrency)
+    writer.on_acknowledged = watermark.acknowledged
+    earlier = len(rejects)  # kept from the runs before a resume
+    failure: BaseException | None = None
+
+    def save() -> None:
+        rejects.flush()  # a checkpoint must never cover a reject not yet on disk
+        checkpoint.line, checkpoint.offset = watermark.prefix
+        checkpoint.rejected = rejects.through(checkpoint.line)
+        checkpoint.check = Checkpoint.digest(stream, checkpoint.offset)
+        checkpoint.save(checkpoint_path)
+
+    def figures() -> dict[str, Any]:
+        stats = db.stats()
+        return {
+            "items": writer.stats.written + state.salvaged,
+            "rejected": len(rejects),
+            "retries": stats.retries,
+            "throttles": stats.throttles,
+        }
+
+    unwritten = 0
+    interrupted: BaseException | None = None
+    with _progress(console, "loading", size - checkpoint.offset, args.no_progress) as show:
+
+        async def tick() -> None:
+            saved = time.monotonic()
+            while True:
+                await asyncio.sleep(_REFRESH_EVERY)
+                show(state.read_offset - state.start_offset, figures())
+                if time.monotonic() - saved >= _CHECKPOINT_EVERY:
+                    save()
+                    saved = time.monotonic()
+
+        ticker = asyncio.create_task(tick())
+        try:
+            try:
+                await _feed(writer, rows, watermark, rejects, state)
+            except UnprocessedItemsError as exc:
+                failure = exc.__cause__ or exc
+                # A request DynamoDB refused outright fails its whole chunk: put those items
+                # one by one, so that only the bad ones are rejected.
+                if isinstance(exc.__cause__, ValidationError):
+                    await _salvage(db, table, watermark, rejects, state, args.concurrency)
+            unwritten = len(watermark.outstanding())
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            interrupted = exc  # the summary still says what was done
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            save()
+            show(state.read_offset - state.start_offset, figures())
+
+    elapsed = time.monotonic() - state.started
+    written = writer.stats.written + state.salvaged
+    total_rejected = len(rejects)
+    stats = db.stats()
+    requests = stats.requests.get("BatchWriteItem", 0) - requests_before
+    rate = written / elapsed if elapsed > 0 else 0.0
+    console.print(
+        f"{args.table}: {written:,} items written in {elapsed:.1f} s ({rate:,.0f} items/s), "
+        f"{total_rejected:,} rows rejected{f' ({earlier:,} before resuming)' if earlier else ''}, "
+        f"{unwritten:,} unwritten; "
+        f"{requests:,} BatchWriteItem requests, {stats.retries:,} retries, "
+        f"{stats.throttles:,} throttles"
+    )
+    if total_rejected:
+        console.print(f"rejected rows (line, reason): {rejects.path}")
+    if unwritten:
+        _error(console, f"{unwritten:,} items left unwritten; last error: {failure}")
+    more = unwritten or interrupted
+    console.print(
+        f"{'interrupted: ' if interrupted else ''}checkpoint at line {checkpoint.line:,} "
+        f"({checkpoint_path}); {'--resume continues from there' if more else 'the file is done'}"
+    )
+    if interrupted is not None:
+        raise interrupted
+    if unwritten:
+        return EXIT_UNWRITTEN
+    return EXIT_REJECTED if total_rejected else EXIT_OK
+
+
+async def _feed(
+    writer: BatchWriter,
+    rows: Iterator[Row],
+    watermark: Watermark,
+    rejects: Rejects,
+    state: _LoadState,
+) -> None:
+    """Put every row, then close the writer. Interrupted (the first Ctrl-C cancels the main
+    task), it stops reading but still lets the writer finish what it holds, so that the
+    checkpoint covers every row sent; only a second Ctrl-C abandons requests in flight."""
+    stopped: BaseException | None = None
+    try:
+        await _put_rows(writer, rows, watermark, rejects, state)
+    except (asyncio.CancelledError, Exception) as exc:
+        stopped = exc
+    closing = asyncio.ensure_future(writer.close())
+    while True:
+        try:
+            await asyncio.shield(closing)
+            break
+        except asyncio.CancelledError as exc:
+            if closing.done():
+                raise
+            stopped = stopped or exc
+        except UnprocessedItemsError:
+            if stopped is None:
+                raise
+            break  # its rows stay outstanding: the checkpoint stops before them
+    if stopped is not None:
+        raise stopped
+
+
+async def _put_rows(
+    writer: BatchWriter,
+    rows: Iterator[Row],
+    watermark: Watermark,
+    rejects: Rejects,
+    state: _LoadState,
+) -> None:
+    position = 0
+    for row in rows:
+        state.read_offset = row.end
+        state.rows += 1
+        if row.item is None:
+            rejects.add(row.line, row.error or "invalid row", row.text)
+            watermark.settled(row)
+            continue
+        try:
+            await writer.put(row.item)
+        except (ValueError, TypeError) as exc:  # InvalidItem, or text orjson cannot write
+            rejects.add(row.line, _reason(exc), row.text)
+            watermark.settled(row)
+            writer.rejected.clear()  # reported here; the writer need not keep them
+        else:
+            watermark.sent(position, row)
+        position += 1
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    path = getattr(exc, "path", "")
+    if reason is None:
+        return str(exc)
+    # The writer prefixes the input position ("[17].price"); the row's line says that.
+    path = path[path.find("]") + 1 :].lstrip(".") if path.startswith("[") else path
+    return f"{path}: {reason}" if path else str(reason)
+
+
+async def _salvage(
+    db: Client,
+    table: Table,
+    watermark: Watermark,
+    rejects: Rejects,
+    state: _LoadState,
+    concurrency: int,
+) -> None:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(position: int, row: Row) -> None:
+        assert row.item is not None  # only rows with an item are sent
+        async with slots:
+            try:
+                await table.put(row.item)
+            except ValidationError as exc:
+                rejects.add(row.line, f"refused by DynamoDB: {exc}", row.text)
+            except AsyncDynError:
+                return  # still unwritten: the checkpoint stops before it
+            else:
+                state.salvaged += 1
+            watermark.acknowledged([position])
+
+    async with asyncio.TaskGroup() as group:
+        for position, row in watermark.outstanding():
+            group.create_task(one(position, row))
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+@contextlib.contextmanager
+def _progress(
+    console: Console, what: str, total: int | None, off: bool
+) -> Iterator[Callable[[int, dict[str, Any]], None]]:
+    """A progress display on stderr; yields ``show(completed, figures)``. Off when stderr is
+    not a terminal: a log gets the summary line, not frames of a bar."""
+    if off or not console.is_terminal:
+        yield lambda completed, figures: None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    started = time.monotonic()
+    progress: Progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[items]:,} items ({task.fields[rate]:,.0f}/s)"),
+        TextColumn(
+            "retries {task.fields[retries]:,}  throttles {task.fields[throttles]:,}"
+            "  rejected {task.fields[rejected]:,}"
+        ),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    zero: dict[str, Any] = {"items": 0, "rate": 0.0, "retries": 0, "throttles": 0, "rejected": 0}
+    task: TaskID = progress.add_task(
+        what, total=total, items=0, rate=0.0, retries=0, throttles=0, rejected=0
+    )
+
+    def show(completed: int, figures: dict[str, Any]) -> None:
+        elapsed = time.monotonic() - started
+        rate = figures["items"] / elapsed if elapsed > 0 else 0.0
+        progress.update(task, completed=completed, **{**zero, **figures, "rate": rate})
+
+    with progress:
+        yield show
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def _export_command(args: argparse.Namespace, console: Console) -> int:
+    return _run(export(args, console))
+
+
+async def export(
+    args: argparse.Namespace, console: Console, *, client: Client | None = None
+) -> int:
+    """``asyncdyn export``; ``client`` replaces the one built from the arguments (tests)."""
+    line = json_line if args.format == "jsonl" else ddb_json_line
+    async with contextlib.AsyncExitStack() as stack:
+        # Decimal for every number: exact digits, and no int too wide for JSON encoding.
+        db = (
+            client
+            if client is not None
+            else await stack.enter_async_context(_client(args, numbers="decimal"))
+        )
+        table = db.table(args.table)
+        description = await table.describe()
+        estimate = description.get("ItemCount") or None
+        out_path: Path | None = args.out
+        temporary = None if out_path is None else out_path.with_name(out_path.name + ".part")
+        try:
+            out = sys.stdout.buffer if temporary is None else temporary.open("wb")
+        except OSError as exc:
+            raise InputError(f"cannot write {temporary}: {exc.strerror}") from None
+        started = time.monotonic()
+        count = 0
+        try:
+            with _progress(console, "exporting", estimate, args.no_progress) as show:
+                items = table.scan(segments=args.segments)
+                async with contextlib.aclosing(items):
+                    shown = started
+                    async for item in items:
+                        out.write(line(item))
+                        count += 1
+                        now = time.monotonic()
+                        if now - shown >= _REFRESH_EVERY:
+                            show(count, _export_figures(db, count))
+                            shown = now
+                show(count, _export_figures(db, count))
+            out.flush()
+        except BrokenPipeError:
+            # The reader went away (`| head`): not an error of ours; keep Python's exit
+            # flush from failing on the closed pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+        except BaseException:
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)  # no half export left behind
+            raise
+        finally:
+            if out is not sys.stdout.buffer:
+                out.close()
+        if temporary is not None and out_path is not None:
+            os.replace(temporary, out_path)  # a failed export never leaves a complete-looking file
+        elapsed = time.monotonic() - started
+        rate = count / elapsed if elapsed > 0 else 0.0
+        where = "standard output" if out_path is None else str(out_path)
+        console.print(
+            f"{args.table}: {count:,} items exported to {where} in {elapsed:.1f} s "
+            f"({rate:,.0f} items/s, {args.segments} segments)"
+        )
+        return EXIT_OK
+
+
+def _export_figures(db: Client, count: int) -> dict[str, Any]:
+    stats = db.stats()
+    return {"items": count, "retries": stats.retries, "throttles": stats.throttles}
+
+
+# ---------------------------------------------------------------------------- local
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _local_command(args: argparse.Namespace, console: Console) -> int:
+    from rich.markup import escape
+
+    from . import local
+
+    try:
+        server = local.start(args.engine, port=args.port)
+    except (RuntimeError, ValueError) as exc:
+        _error(console, str(exc))
+        return EXIT_DYNAMODB
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Inside the try from the first moment the URL is out: a client may read it and stop
+    # the server at once.
+    try:
+        with server:
+            url = server.endpoint_url
+            sys.stdout.write(url + "\n")
+            sys.stdout.flush()
+            region = args.region or "us-east-1"
+            console.print(
+                f"[bold]{server.kind}[/] serves DynamoDB at [bold]{url}[/] (Ctrl-C stops it)\n"
+                f"  asyncdyn load items.jsonl --table Items --create-table PK:S "
+                f"--endpoint-url {url}\n"
+                f"  Client(region={region!r}, endpoint_url={url!r}, "
+                f"credentials=({escape(repr('local'))}, {escape(repr('local'))}))"
+            )
+            while server.running:
+                time.sleep(0.5)
+            _error(console, f"{server.kind} exited unexpectedly:\n{server.log_tail()}")
+            return EXIT_DYNAMODB
+    except KeyboardInterrupt:
+        console.print(f"stopped {server.kind}")
+        return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

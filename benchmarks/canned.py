@@ -7,7 +7,14 @@ process so that its CPU never counts as the client's:
 
 * ``GetItem`` -> one ~1 KB item of 10 attributes (:func:`benchmarks.data.make_item`);
 * ``Query`` / ``Scan`` -> 50 such items, ``Count`` 50, no ``LastEvaluatedKey``;
+* ``BatchGetItem`` -> one such item per requested key, carrying that key's attributes (so a
+  client that matches answers to keys finds every one), no ``UnprocessedKeys``;
+* ``BatchWriteItem`` -> no ``UnprocessedItems``;
 * anything else (``PutItem``...) -> ``{}``.
+
+A BatchGetItem answer depends on the request: it is spliced together from item bytes encoded
+once at start-up and cached per request body, so a benchmark repeating its key sets costs the
+server one dict lookup per request.
 
 ``python -m benchmarks.canned --port 8000`` serves in the foreground;
 :func:`start_canned` starts it as a child that cannot outlive its parent.
@@ -30,7 +37,7 @@ import weakref
 import zlib
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import orjson
@@ -38,8 +45,10 @@ import orjson
 from .data import make_item, wire_item
 
 __all__ = [
+    "BATCH_GET_ITEMS",
     "HOST",
     "QUERY_ITEMS",
+    "BatchGetAnswers",
     "CannedServer",
     "answers",
     "main",
@@ -49,15 +58,23 @@ __all__ = [
 
 HOST = "127.0.0.1"
 QUERY_ITEMS = 50
+BATCH_GET_ITEMS = 100
+"""Keys per BatchGetItem request (DynamoDB's limit); the server answers as many as asked."""
 _TARGET_PREFIX = b"DynamoDB_20120810."
+_BATCH_GET = _TARGET_PREFIX + b"BatchGetItem"
+# Distinct request bodies whose answers are kept: a 10,000-key batch_get is 100 of them.
+_MAX_CACHED = 512
 _LISTENING = "LISTENING"
 _STOP_TIMEOUT = 5.0
 
 
 def _response(payload: dict[str, Any]) -> bytes:
-    body = orjson.dumps(payload)
+    return _framed(orjson.dumps(payload))
+
+
+def _framed(body: bytes, status: str = "200 OK") -> bytes:
     head = (
-        "HTTP/1.1 200 OK\r\n"
+        f"HTTP/1.1 {status}\r\n"
         "Server: asyncdyn-canned\r\n"
         "x-amzn-RequestId: CANNED0000000000000000000000000000000000000000000000\r\n"
         f"x-amz-crc32: {zlib.crc32(body)}\r\n"
@@ -79,25 +96,85 @@ def answers() -> tuple[dict[bytes, bytes], bytes]:
         _TARGET_PREFIX + b"GetItem": _response({"Item": item}),
         _TARGET_PREFIX + b"Query": listing,
         _TARGET_PREFIX + b"Scan": listing,
+        _TARGET_PREFIX + b"BatchWriteItem": _response({"UnprocessedItems": {}}),
     }
     return table, _response({})
+
+
+class BatchGetAnswers:
+    """BatchGetItem answers: each requested key gets a ~1 KB item carrying that key."""
+
+    __slots__ = ("_cache", "_rests")
+
+    def __init__(self) -> None:
+        # Each item's non-key attributes as JSON object members (no braces), ready to follow
+        # the requested key's members; a few variants so items are not all identical.
+        rests = []
+        for n in range(QUERY_ITEMS):
+            wire = wire_item(make_item("", "", n))
+            del wire["PK"], wire["SK"]
+            rests.append(orjson.dumps(wire)[1:-1])
+        self._rests = rests
+        self._cache: dict[bytes, bytes] = {}
+
+    def answer(self, body: bytes) -> bytes:
+        cached = self._cache.get(body)
+        if cached is None:
+            cached = self._build(body)
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[body] = cached
+        return cached
+
+    def _build(self, body: bytes) -> bytes:
+        try:
+            request = orjson.loads(body)["RequestItems"]
+            tables = {name: spec["Keys"] for name, spec in request.items()}
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            error = {
+                "__type": "com.amazon.coral.validate#ValidationException",
+                "message": "canned server: a BatchGetItem body needs RequestItems with Keys",
+            }
+            return _framed(orjson.dumps(error), "400 Bad Request")
+        rests = self._rests
+        parts = [b'{"Responses":{']
+        for t, (name, keys) in enumerate(tables.items()):
+            items = b",".join(
+                b"{%s,%s}" % (orjson.dumps(key)[1:-1], rests[i % len(rests)])
+                for i, key in enumerate(keys)
+            )
+            parts += [b"," if t else b"", orjson.dumps(name), b":[", items, b"]"]
+        parts.append(b'},"UnprocessedKeys":{}}')
+        return _framed(b"".join(parts))
 
 
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; pipelined requests are answered in order."""
 
-    __slots__ = ("_answers", "_default", "_parser", "_target", "_transport")
+    __slots__ = (
+        "_answers",
+        "_batch_get",
+        "_body",
+        "_default",
+        "_parser",
+        "_target",
+        "_transport",
+    )
 
-    def __init__(self, table: dict[bytes, bytes], default: bytes) -> None:
+    def __init__(
+        self, table: dict[bytes, bytes], default: bytes, batch_get: BatchGetAnswers
+    ) -> None:
         self._answers = table
         self._default = default
+        self._batch_get = batch_get
         self._target = b""
+        self._body: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, but not always an asyncio.Transport subclass: uvloop's is not.
+        self._transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             # The answer is written in one piece; Nagle would only hold it back.
@@ -113,23 +190,36 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks: it hands over each header whole, however the bytes arrived.
     def on_message_begin(self) -> None:
         self._target = b""
+        self._body = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) == 12 and name.lower() == b"x-amz-target":
             self._target = value
 
+    def on_body(self, body: bytes) -> None:
+        # Only a batch get's answer depends on what was asked; other bodies are not kept.
+        if self._target == _BATCH_GET:
+            self._body.append(body)
+
     def on_message_complete(self) -> None:
         transport = self._transport
         assert transport is not None
-        transport.write(self._answers.get(self._target, self._default))
+        if self._target == _BATCH_GET:
+            transport.write(self._batch_get.answer(b"".join(self._body)))
+            self._body = []
+        else:
+            transport.write(self._answers.get(self._target, self._default))
         if not self._parser.should_keep_alive():
             transport.close()
 
 
 async def _serve(sock: socket.socket) -> None:
     table, default = answers()
+    batch_get = BatchGetAnswers()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Connection(table, default), sock=sock, backlog=1024)
+    server = await loop.create_server(
+        lambda: _Connection(table, default, batch_get), sock=sock, backlog=1024
+    )
     async with server:
         await server.serve_forever()
 

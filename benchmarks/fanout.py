@@ -1,5 +1,9 @@
 """A 10-shard fan-out query against the sequential shard loop, in the same run.
 
+``python -m benchmarks --workload fanout`` compares the four clients on the same read
+(the others' shard queries gathered at once); this script compares ways of reading with
+asyncdyn itself, and can add a network round trip to every request.
+
 Seeds ``--shards`` write shards of ``--per-shard`` ~1 KB items each on a local server, then
 times, round after round (the order rotates), reading all of them in sort-key order:
 
@@ -22,7 +26,6 @@ partitions are served in parallel; the aioboto3 loop is left out then.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import statistics
 import time
@@ -31,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asyncdyn import Client, Key, WriteSharding, local
+from asyncdyn.runner import run
 from asyncdyn.testing import FaultInjector
 from asyncdyn.transport import AiohttpTransport
 
@@ -157,7 +161,7 @@ def main() -> None:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="ms added to each asyncdyn request"
     )
-    asyncio.run(main_async(parser.parse_args()))
+    run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ workload needs skips it, shown as "n/a". Rounds interleave the clients (the orde
 round) so a burst of machine noise hits them all alike, and the tables show medians over
 rounds. Client CPU is ``time.process_time()`` of this process; the server always runs in
 another process, whose CPU is read from /proc.
+
+The default run (every workload, four clients, dynalite) is sized to finish in about 90 s on
+two quiet cores, seeding and server start included: README's first command installs and runs
+it in under 3 minutes on a fresh machine. The bulk workloads move 10,000 items per operation
+and run one round by default (one operation is already 100 to 400 requests).
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from asyncdyn.runner import run
+
 from .peers import DEFAULT_PEERS, PEERS, Peer, make_peer
-from .workloads import WORKLOADS, Workload
+from .workloads import BATCH_ITEMS, WORKLOADS, Workload, configure
 
 __all__ = [
     "Sample",
@@ -87,6 +94,10 @@ class Sample:
         return self.cpu_s / self.ops * 1e6
 
     @property
+    def cpu_us_per_item(self) -> float:
+        return self.cpu_s / max(1, self.items) * 1e6
+
+    @property
     def ops_per_s(self) -> float:
         return self.ops / self.wall_s
 
@@ -95,6 +106,7 @@ class Sample:
         data = asdict(self)
         lat = data.pop("latencies")
         data["cpu_us_per_op"] = self.cpu_us_per_op
+        data["cpu_us_per_item"] = self.cpu_us_per_item
         data["ops_per_s"] = self.ops_per_s
         data["items_per_s"] = self.items / self.wall_s
         if lat:
@@ -115,6 +127,7 @@ class Summary:
     cpu_us_per_op: float
     cpu_us_spread: tuple[float, float]
     """Lowest and highest CPU µs/op over the rounds."""
+    cpu_us_per_item: float
     p50_ms: float | None
     p99_ms: float | None
     server_share: float | None
@@ -202,17 +215,29 @@ async def run_matrix(
     warmup: int = DEFAULT_WARMUP,
     latencies: bool = True,
     skipped: list[tuple[str, str]] | None = None,
+    rounds_for: Callable[[Workload], int] | None = None,
+    warmup_for: Callable[[Workload], int] | None = None,
 ) -> list[Sample]:
     """Warm every client up on every workload, then run the interleaved rounds.
 
-    A workload's own ``concurrency`` and ``warmup`` win over the arguments. A client that
-    does not support a workload (``Workload.supports``, or ``NotImplementedError`` from its
-    first operation) skips it; the (workload, client) pair is appended to ``skipped``.
+    A workload's own ``concurrency``, ``warmup`` and ``warm`` operation win over the
+    arguments, and ``warmup_for`` (the warm-up operations per client) over those;
+    ``rounds_for`` gives a workload fewer rounds than ``rounds`` (it then runs in the
+    first ones). A client that does not support a workload (``Workload.supports``,
+    or ``NotImplementedError`` from its first operation) skips it; the (workload, client)
+    pair is appended to ``skipped``.
     """
     runnable: dict[str, list[Peer]] = {}
     for workload in workloads:
         tasks = workload_concurrency(workload, concurrency)
-        warm = workload.warmup if workload.warmup is not None else warmup
+        # At least one operation per task by default, so that every connection is open; a
+        # workload's own count is enough as it is (a fan-out opens ten at once).
+        if warmup_for is not None:
+            warm = warmup_for(workload)
+        elif workload.warmup is not None:
+            warm = workload.warmup
+        else:
+            warm = max(warmup, tasks)
         runnable[workload.name] = []
         for peer in peers:
             if not workload.supports(peer):
@@ -221,19 +246,49 @@ async def run_matrix(
             # Opens the pool's connections and fills lazy caches (botocore loads its models).
             implemented = True
             try:
-                _, _, result = await drive(bind(workload, peer), max(warm, tasks), tasks)
+                _, _, result = await drive(
+                    bind(workload, peer, warm=True), warm, tasks, collect=False
+                )
             except* NotImplementedError:
                 implemented = False
             if not implemented:
                 _skip(workload, peer, skipped)
                 continue
-            workload.check(peer, result)
+            if workload.warm is None and warm > 0:
+                workload.check(peer, result)
             runnable[workload.name].append(peer)
+    # Everything alive now (libraries, service models, the workloads' data) lives to the
+    # end: frozen, it is no longer walked by the collection before each sample, which
+    # otherwise took ~0.15 s per sample here, longer than a small sample itself.
+    gc.collect()
+    gc.freeze()
+    try:
+        return await _rounds(
+            peers, workloads, runnable, ops_for, rounds, concurrency, server, latencies, rounds_for
+        )
+    finally:
+        gc.unfreeze()
+
+
+async def _rounds(
+    peers: Sequence[Peer],
+    workloads: Sequence[Workload],
+    runnable: dict[str, list[Peer]],
+    ops_for: Callable[[Workload], int],
+    rounds: int,
+    concurrency: int,
+    server: Server | None,
+    latencies: bool,
+    rounds_for: Callable[[Workload], int] | None,
+) -> list[Sample]:
     samples: list[Sample] = []
     for round_ in range(rounds):
         shift = round_ % len(peers)
         order = [*peers[shift:], *peers[:shift]]
         for workload in workloads:
+            total = rounds if rounds_for is None else min(rounds, rounds_for(workload))
+            if round_ >= total:
+                continue
             ops = ops_for(workload)
             tasks = workload_concurrency(workload, concurrency)
             for peer in order:
@@ -249,7 +304,7 @@ async def run_matrix(
                     workload=workload.name,
                     round=round_ + 1,
                     ops=ops,
-                    items=ops * workload.items_per_op,
+                    items=ops * workload.items_moved(),
                     wall_s=wall,
                     cpu_s=cpu,
                     server_cpu_s=server_cpu,
@@ -257,9 +312,9 @@ async def run_matrix(
                     concurrency=tasks,
                 )
                 samples.append(sample)
-                items = f" {sample.items / wall:9.0f} items/s" if workload.items_per_op > 1 else ""
+                items = f" {sample.items / wall:9.0f} items/s" if sample.items > ops else ""
                 print(
-                    f"  round {round_ + 1}/{rounds} {workload.name:<11} {peer.name:<12}"
+                    f"  round {round_ + 1}/{total} {workload.name:<11} {peer.name:<12}"
                     f" {sample.ops_per_s:9.1f} ops/s{items} {sample.cpu_us_per_op:11.1f} µs CPU/op",
                     file=sys.stderr,
                 )
@@ -277,9 +332,10 @@ def _skip(workload: Workload, peer: Peer, skipped: list[tuple[str, str]] | None)
         skipped.append((workload.name, peer.name))
 
 
-def bind(workload: Workload, peer: Peer) -> Callable[[int], Awaitable[Any]]:
-    """``workload``'s operation for ``peer``, as ``drive`` calls it."""
-    operation = workload.operation
+def bind(workload: Workload, peer: Peer, *, warm: bool = False) -> Callable[[int], Awaitable[Any]]:
+    """``workload``'s operation for ``peer`` (its warm-up one with ``warm``), as ``drive``
+    calls it."""
+    operation = (workload.warm if warm else None) or workload.operation
     return lambda index: operation(peer, index)
 
 
@@ -302,6 +358,7 @@ def summarize(samples: Sequence[Sample]) -> list[Summary]:
                 items_per_s=statistics.median(s.items / s.wall_s for s in group),
                 cpu_us_per_op=statistics.median(cpu),
                 cpu_us_spread=(min(cpu), max(cpu)),
+                cpu_us_per_item=statistics.median(s.cpu_us_per_item for s in group),
                 p50_ms=_percentile(pooled, 0.50) * 1e3 if pooled else None,
                 p99_ms=_percentile(pooled, 0.99) * 1e3 if pooled else None,
                 server_share=statistics.median(shares) if shares else None,
@@ -364,6 +421,7 @@ def harness_table(summaries: Sequence[Summary], skipped: Sequence[tuple[str, str
         "p50 ms",
         "p99 ms",
         "CPU µs/op",
+        "CPU µs/item",
         f"CPU vs {BASELINE}",
         "server CPU",
     )
@@ -376,6 +434,7 @@ def harness_table(summaries: Sequence[Summary], skipped: Sequence[tuple[str, str
             _fmt(s.p50_ms, ".2f"),
             _fmt(s.p99_ms, ".2f"),
             f"{s.cpu_us_per_op:,.0f}",
+            f"{s.cpu_us_per_item:,.1f}" if s.cpu_us_per_item < 100 else f"{s.cpu_us_per_item:,.0f}",
             _fmt(s.cpu_vs_baseline_paired, ".2f", "x"),
             _fmt(None if s.server_share is None else s.server_share * 100, ".0f", "%"),
         )
@@ -490,20 +549,24 @@ async def _drop_table(endpoint_url: str, table: str) -> None:
         await db.delete_table(table)
 
 
-async def _run(args: argparse.Namespace, server: Server | None) -> int:
+async def _run(args: argparse.Namespace, server: Server | None, started: float) -> int:
     endpoint_url = server.endpoint_url if server is not None else args.endpoint_url
     canned = server is not None and server.kind == "canned"
     workloads = [WORKLOADS[name] for name in args.workload]
     # moto serves one request at a time on a fresh connection (~10x slower than dynalite):
     # the default counts would keep a run going for many minutes.
     scale = MOTO_SCALE if server is not None and server.kind == "moto" else 1
-    if scale > 1 and not args.ops:
-        print(f"moto: default operation counts divided by {scale}", file=sys.stderr)
+    defaults = (("operation counts", args.ops), ("--items", args.items))
+    scaled = [what for what, given in defaults if not given]
+    if scale > 1 and scaled:
+        print(f"moto: default {' and '.join(scaled)} divided by {scale}", file=sys.stderr)
+    sizes = configure(args.items or BATCH_ITEMS // scale, canned=canned)
     table = "canned" if canned else f"asyncdyn-bench-{uuid.uuid4().hex[:12]}"
     print(f"server: {server.kind if server else 'external'} at {endpoint_url}", file=sys.stderr)
     if not canned:
-        print(f"creating and seeding table {table}", file=sys.stderr)
+        print(f"creating and seeding table {table} (--items {sizes.items:,})", file=sys.stderr)
         await _prepare_table(endpoint_url, table, workloads)
+    rounds_for = (lambda w: args.rounds) if args.rounds else _default_rounds
     try:
         async with contextlib.AsyncExitStack() as stack:
             peers = await open_peers(args.clients, endpoint_url, table, args.concurrency, stack)
@@ -515,11 +578,13 @@ async def _run(args: argparse.Namespace, server: Server | None) -> int:
                 peers,
                 workloads,
                 ops_for=lambda w: args.ops or max(1, w.default_ops // scale),
-                rounds=args.rounds,
+                rounds=max(rounds_for(w) for w in workloads),
                 concurrency=args.concurrency,
                 server=server,
-                warmup=args.warmup,
+                warmup=DEFAULT_WARMUP // scale,
                 skipped=skipped,
+                rounds_for=rounds_for,
+                warmup_for=None if args.warmup is None else lambda w: args.warmup,
             )
     finally:
         # Only an external server outlives the run; leave it as we found it.
@@ -528,11 +593,12 @@ async def _run(args: argparse.Namespace, server: Server | None) -> int:
     summaries = summarize(samples)
     kind = server.kind if server is not None else f"external {endpoint_url}"
     own = {w.name: w.concurrency for w in workloads if w.concurrency is not None}
+    round_counts = {w.name: rounds_for(w) for w in workloads}
     print(
         f"\n{kind}; concurrency {args.concurrency}"
         + "".join(f", {name} {n}" for name, n in own.items())
-        + f"; medians of {args.rounds} rounds; "
-        f"CPU is this process's (all clients run here, one after another)\n"
+        + f"; --items {sizes.items:,}; {_rounds_text(round_counts)}; "
+        "CPU is this process's (all clients run here, one after another)\n"
     )
     print(harness_table(summaries, skipped))
     if args.json:
@@ -540,18 +606,47 @@ async def _run(args: argparse.Namespace, server: Server | None) -> int:
             server=kind,
             concurrency=args.concurrency,
             workload_concurrency=own,
-            rounds=args.rounds,
+            rounds=round_counts,
+            items=sizes.items,
             unsupported=[{"workload": w, "client": c} for w, c in skipped],
         )
         write_json(args.json, meta, samples, summaries)
         print(f"\nwrote {args.json}", file=sys.stderr)
+    if args.plot:
+        from .plot import plot_summaries
+
+        plot_summaries(summaries, args.plot, title=f"python -m benchmarks: {kind}")
+        print(f"wrote {args.plot}", file=sys.stderr)
+    print(
+        f"run took {time.perf_counter() - started:.0f} s (server start included)", file=sys.stderr
+    )
     return 0
+
+
+def _default_rounds(workload: Workload) -> int:
+    return workload.rounds if workload.rounds is not None else DEFAULT_ROUNDS
+
+
+def _rounds_text(counts: dict[str, int]) -> str:
+    """The rounds of a run, e.g. "medians of 3 rounds (batch_get: 1, batch_write: 1)"."""
+    common = statistics.mode(counts.values())
+    others = [f"{name}: {n}" for name, n in counts.items() if n != common]
+    text = "1 round" if common == 1 else f"medians of {common} rounds"
+    return text + (f" ({', '.join(others)})" if others else "")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run get/put/query/batch workloads for asyncdyn and its peers side by side.",
+        description="Run get/put/query/fan-out/time-series/batch workloads for asyncdyn and "
+        "its peers side by side, on a server started for the run.",
     )
     p.add_argument(
         "--endpoint-url",
@@ -564,13 +659,13 @@ def parser() -> argparse.ArgumentParser:
         choices=("auto", "moto", "dynalite", "canned"),
         default="auto",
         help="server to start: auto = dynalite if installed, else moto; canned = fixed "
-        "answers, for client overhead only (default: auto)",
+        "answers at near-zero server cost, to isolate client CPU (default: auto)",
     )
     p.add_argument(
         "--workload",
         type=lambda v: split_names(v, WORKLOADS, "workload"),
         default=list(DEFAULT_WORKLOADS),
-        help=f"comma-separated from {','.join(WORKLOADS)} (default: {','.join(DEFAULT_WORKLOADS)})",
+        help=f"comma-separated from {','.join(WORKLOADS)} (default: all)",
     )
     p.add_argument(
         "--clients",
@@ -580,36 +675,72 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=_positive,
         default=DEFAULT_CONCURRENCY,
         help=f"concurrent tasks per workload (default: {DEFAULT_CONCURRENCY}); workloads that "
         "set their own keep it: "
         + ", ".join(f"{w.name} {w.concurrency}" for w in WORKLOADS.values() if w.concurrency),
     )
     p.add_argument(
+        "--items",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"data size (default {BATCH_ITEMS:,}; {BATCH_ITEMS // MOTO_SCALE:,} on moto): "
+        "batch_get reads N keys and batch_write puts N items per operation; get and put "
+        "cycle over N/10 keys; the query partition, each fan-out shard and each month of "
+        "the time series hold N/200 items",
+    )
+    p.add_argument(
         "--ops",
-        type=int,
+        type=_positive,
         default=None,
         help="operations per workload, client and round, for every workload chosen (default: "
-        "per workload, "
-        + ", ".join(f"{w.name} {w.default_ops}" for w in WORKLOADS.values())
-        + "; one batch_get or batch_write operation moves 10,000 items)",
+        "per workload, " + ", ".join(f"{w.name} {w.default_ops}" for w in WORKLOADS.values()) + ")",
     )
-    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     p.add_argument(
-        "--warmup", type=int, default=DEFAULT_WARMUP, help="untimed operations per client first"
+        "--rounds",
+        type=_positive,
+        default=None,
+        help=f"rounds for every workload (default: {DEFAULT_ROUNDS}, and "
+        + ", ".join(f"{w.name} {w.rounds}" for w in WORKLOADS.values() if w.rounds)
+        + ")",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed operations per client and workload first, for every workload chosen "
+        f"(default: per workload, {DEFAULT_WARMUP} or the concurrency if higher, "
+        + ", ".join(f"{w.name} {w.warmup}" for w in WORKLOADS.values() if w.warmup)
+        + "; the bulk workloads warm up on 250 items)",
     )
     p.add_argument("--json", metavar="FILE", help="also write every sample and the medians here")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw the comparison as a bar chart (needs matplotlib)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.concurrency < 1 or args.rounds < 1 or (args.ops is not None and args.ops < 1):
-        parser().error("--concurrency, --rounds and --ops must be positive")
+    started = time.perf_counter()
+    p = parser()
+    args = p.parse_args(argv)
+    if args.warmup is not None and args.warmup < 0:
+        p.error("--warmup must not be negative")
+    if args.plot:
+        # Before the run, not after two minutes of it.
+        from .plot import require_matplotlib
+
+        try:
+            require_matplotlib()
+        except RuntimeError as exc:
+            p.error(str(exc))
     server = None if args.endpoint_url else start_server(args.server)
     try:
-        return asyncio.run(_run(args, server))
+        return run(_run(args, server, started))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,8 +5,12 @@ maps and lists), does what a user of that library writes for one get, put or que
 returns the library's own result. What a result looks like differs (the raw aiobotocore
 client returns DynamoDB JSON), so checks go through :meth:`Peer.plain`, outside the timing.
 
-get, put and query are required. The bulk operations (``batch_get``, ``batch_write``) are
-optional: an adapter that does not override them raises ``NotImplementedError``, and
+get, put, query and the two sort-key queries (``query_prefix``, ``query_between``) are
+required. The multi-partition reads are written once here the way a user of a plain client
+writes them — ``fan_out``: the shards' queries at once (``asyncio.gather``), then one sort by
+sort key; ``time_range``: one month's query after the other — and asyncdyn overrides them with
+``Table.query_partitions``. The bulk operations (``batch_get``, ``batch_write``) are optional:
+an adapter that does not override them raises ``NotImplementedError``, and
 :meth:`Peer.supports` tells the harness to skip (and report "n/a" for) such workloads.
 
 The libraries are imported in ``setup``: a missing optional peer is reported, not fatal.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -69,6 +74,34 @@ class Peer(abc.ABC):
     async def query(self, pk: str) -> list[Any]:
         """Every item of partition ``pk``, all pages read."""
 
+    @abc.abstractmethod
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        """The items of partition ``pk`` whose SK begins with ``prefix``, all pages read."""
+
+    @abc.abstractmethod
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        """The items of partition ``pk`` with ``low <= SK <= high``, all pages read."""
+
+    async def fan_out(self, partitions: Sequence[str], prefix: str) -> list[Any]:
+        """The items of every partition whose SK begins with ``prefix``, in SK order."""
+        pages = await asyncio.gather(*(self.query_prefix(pk, prefix) for pk in partitions))
+        return sorted(itertools.chain.from_iterable(pages), key=self._sort_key)
+
+    async def time_range(self, partitions: Sequence[str], low: str, high: str) -> list[Any]:
+        """The items with ``low <= SK <= high`` of consecutive time buckets, oldest first."""
+        items: list[Any] = []
+        for pk in partitions:
+            items += await self.query_between(pk, low, high)
+        return items
+
+    def string(self, item: Any, name: str) -> str:
+        """The string attribute ``name`` of one returned item (for merging and checks)."""
+        value: str = item[name]
+        return value
+
+    def _sort_key(self, item: Any) -> str:
+        return self.string(item, "SK")
+
     async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
         """Every item of ``keys`` (at most 100 distinct keys per request, unprocessed keys
         re-sent), in the library's usual way; the order need not follow ``keys``."""
@@ -105,7 +138,8 @@ class AsyncdynPeer(Peer):
             credentials=(ACCESS_KEY, SECRET_KEY),
             max_concurrency=concurrency,
         )
-        self._table = self._client.table(table)
+        # The key stated: a fan-out needs no DescribeTable (the canned server has none).
+        self._table = self._client.table(table, key=("PK", "SK"))
 
     async def get(self, key: Item) -> Any:
         return await self._table.get(key)
@@ -115,6 +149,26 @@ class AsyncdynPeer(Peer):
 
     async def query(self, pk: str) -> list[Any]:
         return [item async for item in self._table.query(self._key("PK").eq(pk))]
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        condition = self._key("PK").eq(pk) & self._key("SK").begins_with(prefix)
+        return [item async for item in self._table.query(condition)]
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        condition = self._key("PK").eq(pk) & self._key("SK").between(low, high)
+        return [item async for item in self._table.query(condition)]
+
+    async def fan_out(self, partitions: Sequence[str], prefix: str) -> list[Any]:
+        # Every shard at once, merged by SK as pages arrive.
+        sort = self._key("SK").begins_with(prefix)
+        return [item async for item in self._table.query_partitions(partitions, sort)]
+
+    async def time_range(self, partitions: Sequence[str], low: str, high: str) -> list[Any]:
+        # ordered=True: the buckets hold consecutive SK ranges (README's time-bucket read).
+        window = self._key("SK").between(low, high)
+        return [
+            item async for item in self._table.query_partitions(partitions, window, ordered=True)
+        ]
 
     def supports(self, method: str) -> bool:
         # The bulk API is recent: an asyncdyn without it (an older checkout) skips those.
@@ -184,6 +238,20 @@ class AiobotocorePeer(Peer):
 
         return await _query_all(send, self._name, pk)
 
+    async def _query_raw(self, request: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = await self._client.query(**request)
+        return response
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        return await _query_all(self._query_raw, self._name, pk, _prefix_condition(prefix))
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        return await _query_all(self._query_raw, self._name, pk, _between_condition(low, high))
+
+    def string(self, item: Any, name: str) -> str:
+        value: str = item[name]["S"]
+        return value
+
     async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
         async def send(request: dict[str, Any]) -> dict[str, Any]:
             response: dict[str, Any] = await self._client.batch_get_item(**request)
@@ -249,6 +317,25 @@ class Aioboto3Peer(Peer):
                 return items
             request["ExclusiveStartKey"] = last_key
 
+    async def _query_condition(self, condition: Any) -> list[Any]:
+        request: dict[str, Any] = {"KeyConditionExpression": condition}
+        items: list[Any] = []
+        while True:
+            response = await self._table.query(**request)
+            items.extend(response["Items"])
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return items
+            request["ExclusiveStartKey"] = last_key
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        key = self._key
+        return await self._query_condition(key("PK").eq(pk) & key("SK").begins_with(prefix))
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        key = self._key
+        return await self._query_condition(key("PK").eq(pk) & key("SK").between(low, high))
+
     async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
         # The service resource's batch_get_item: plain keys in, plain items out, and
         # UnprocessedKeys come back plain too, ready to be re-sent as they are.
@@ -289,13 +376,14 @@ class AiodynamoPeer(Peer):
         from aiodynamo.client import Client
         from aiodynamo.credentials import Key, StaticCredentials
         from aiodynamo.errors import ItemNotFound
-        from aiodynamo.expressions import HashKey
+        from aiodynamo.expressions import HashKey, RangeKey
         from aiodynamo.http.aiohttp import AIOHTTP
         from aiodynamo.models import BatchGetRequest, BatchWriteRequest
         from yarl import URL
 
         self._not_found = ItemNotFound
         self._hash_key = HashKey
+        self._range_key = RangeKey
         self._get_request = BatchGetRequest
         self._write_request = BatchWriteRequest
         self._name = table
@@ -319,6 +407,14 @@ class AiodynamoPeer(Peer):
 
     async def query(self, pk: str) -> list[Any]:
         return [item async for item in self._table.query(self._hash_key("PK", pk))]
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        condition = self._hash_key("PK", pk) & self._range_key("SK").begins_with(prefix)
+        return [item async for item in self._table.query(condition)]
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        condition = self._hash_key("PK", pk) & self._range_key("SK").between(low, high)
+        return [item async for item in self._table.query(condition)]
 
     async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
         name = self._name
@@ -360,8 +456,8 @@ class _FloorConnection(asyncio.Protocol):
         self.reusable = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses: duck-typed, like lean.py.
+        self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.reusable = False
@@ -486,6 +582,26 @@ class FloorPeer(Peer):
     async def query(self, pk: str) -> list[Any]:
         return await _query_all(lambda request: self._call("Query", request), self._name, pk)
 
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        return await _query_all(
+            lambda request: self._call("Query", request),
+            self._name,
+            pk,
+            _prefix_condition(prefix),
+        )
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        return await _query_all(
+            lambda request: self._call("Query", request),
+            self._name,
+            pk,
+            _between_condition(low, high),
+        )
+
+    def string(self, item: Any, name: str) -> str:
+        value: str = item[name]["S"]
+        return value
+
     async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
         return await _batch_get_all(
             lambda request: self._call("BatchGetItem", request), self._name, keys, self._wire
@@ -526,14 +642,31 @@ def make_peer(name: str) -> Peer:
     return factory()
 
 
+# A sort-key condition in wire form: the expression's tail and its placeholder values.
+_SortCondition = tuple[str, dict[str, Any]]
+
+
+def _prefix_condition(prefix: str) -> _SortCondition:
+    return " AND begins_with(SK, :prefix)", {":prefix": {"S": prefix}}
+
+
+def _between_condition(low: str, high: str) -> _SortCondition:
+    return " AND SK BETWEEN :low AND :high", {":low": {"S": low}, ":high": {"S": high}}
+
+
 async def _query_all(
-    send: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], table: str, pk: str
+    send: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    table: str,
+    pk: str,
+    sort: _SortCondition | None = None,
 ) -> list[Any]:
-    """Every raw item of partition ``pk``, page after page, through a wire-level ``send``."""
+    """Every raw item of partition ``pk`` (those meeting ``sort``), page after page, through
+    a wire-level ``send``."""
+    expression, values = sort or ("", {})
     request: dict[str, Any] = {
         "TableName": table,
-        "KeyConditionExpression": "PK = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": pk}},
+        "KeyConditionExpression": "PK = :pk" + expression,
+        "ExpressionAttributeValues": {":pk": {"S": pk}, **values},
     }
     items: list[Any] = []
     while True:

@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 from asyncdyn import Client, RetryPolicy, local
+from asyncdyn.runner import run
 from asyncdyn.testing import FaultInjector
 from asyncdyn.transport import AiohttpTransport
 
@@ -111,7 +112,7 @@ def main() -> None:
     parser.add_argument("--capacity", type=float, default=1000.0, help="items/s the table takes")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--server", default="auto", choices=("auto", "dynalite", "moto"))
-    asyncio.run(main_async(parser.parse_args()))
+    run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ _NO_RICH = "asyncdyn: the command line needs rich: pip install 'asyncdyn[cli]'\n
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 # How often a load saves its checkpoint and the progress display is updated (seconds).
 _CHECKPOINT_EVERY = 1.0
+_YIELD_EVERY = 256  # rows read between two turns of the event loop
 _REFRESH_EVERY = 0.2
 
 
@@ -511,7 +512,7 @@ async def _load_rows(
         ticker = asyncio.create_task(tick())
         try:
             try:
-                await _feed(writer, rows, watermark, rejects, state)
+                await _feed(writer, rows, watermark, rejects, state, key)
             except UnprocessedItemsError as exc:
                 failure = exc.__cause__ or exc
                 # A request DynamoDB refused outright fails its whole chunk: put those items
@@ -563,13 +564,14 @@ async def _feed(
     watermark: Watermark,
     rejects: Rejects,
     state: _LoadState,
+    key: tuple[KeyAttribute, ...],
 ) -> None:
     """Put every row, then close the writer. Interrupted (the first Ctrl-C cancels the main
     task), it stops reading but still lets the writer finish what it holds, so that the
     checkpoint covers every row sent; only a second Ctrl-C abandons requests in flight."""
     stopped: BaseException | None = None
     try:
-        await _put_rows(writer, rows, watermark, rejects, state)
+        await _put_rows(writer, rows, watermark, rejects, state, key)
     except (asyncio.CancelledError, Exception) as exc:
         stopped = exc
     closing = asyncio.ensure_future(writer.close())
@@ -595,11 +597,18 @@ async def _put_rows(
     watermark: Watermark,
     rejects: Rejects,
     state: _LoadState,
+    key: tuple[KeyAttribute, ...],
 ) -> None:
+    names = [attribute.name for attribute in key]
     position = 0
     for row in rows:
         state.read_offset = row.end
         state.rows += 1
+        if state.rows % _YIELD_EVERY == 0:
+            # writer.put only waits when its buffer is full: rows that are rejected, or that
+            # keep replacing the same few keys, would otherwise starve the checkpoint, the
+            # progress display and Ctrl-C until the end of the file.
+            await asyncio.sleep(0)
         if row.item is None:
             rejects.add(row.line, row.error or "invalid row", row.text)
             watermark.settled(row)
@@ -611,7 +620,8 @@ async def _put_rows(
             watermark.settled(row)
             writer.rejected.clear()  # reported here; the writer need not keep them
         else:
-            watermark.sent(position, row)
+            # Numbers compare by value, as DynamoDB compares keys (1 and 1.0 are one key).
+            watermark.sent(position, row, tuple([row.item[name] for name in names]))
         position += 1
 
 
@@ -633,6 +643,8 @@ async def _salvage(
     state: _LoadState,
     concurrency: int,
 ) -> None:
+    # A failed row that a later row of its key replaced must not be written after it.
+    watermark.acknowledged(watermark.replaced())
     slots = asyncio.Semaphore(concurrency)
 
     async def one(position: int, row: Row) -> None:

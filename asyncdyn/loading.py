@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -282,6 +282,8 @@ class Row:
 
     ``line`` is the 1-based line the record starts on; ``end`` the byte offset just past it
     (where a resumed load continues); ``text`` the record as read, for the rejects file.
+    ``last`` is the line the record ends on when it spans several (a quoted CSV field), so
+    that a load resumed at ``end`` numbers the lines that follow correctly.
     """
 
     line: int
@@ -289,6 +291,12 @@ class Row:
     text: str
     item: dict[str, Any] | None = None
     error: str | None = None
+    last: int | None = None
+
+    @property
+    def through(self) -> int:
+        """The last line of the record."""
+        return self.line if self.last is None else self.last
 
 
 def _jsonl_item(text: str, key: Sequence[KeyAttribute]) -> dict[str, Any]:
@@ -441,18 +449,20 @@ def _csv_rows(
         except csv.Error as exc:
             text = "".join(consumed).rstrip("\r\n")
             consumed.clear()
-            yield Row(first, state["end"], text, None, f"malformed CSV: {exc}")
+            yield Row(first, state["end"], text, None, f"malformed CSV: {exc}", state["line"])
             continue
         text = "".join(consumed).rstrip("\r\n")
         consumed.clear()
-        end = state["end"]
+        end, last = state["end"], state["line"]
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue
         if state["bad"]:
-            yield Row(first, end, text, None, "the record is not valid UTF-8")
+            yield Row(first, end, text, None, "the record is not valid UTF-8", state["line"])
             continue
         if len(cells) != len(columns):
-            yield Row(first, end, text, None, f"expected {len(columns)} fields, got {len(cells)}")
+            yield Row(
+                first, end, text, None, f"expected {len(columns)} fields, got {len(cells)}", last
+            )
             continue
         try:
             # An empty cell is an absent attribute: CSV cannot tell "" from missing.
@@ -462,10 +472,10 @@ def _csv_rows(
                 if cell != ""
             }
         except ValueError as exc:
-            yield Row(first, end, text, None, str(exc))
+            yield Row(first, end, text, None, str(exc), last)
             continue
         error = check_key(item, key)
-        yield Row(first, end, text, None if error else item, error)
+        yield Row(first, end, text, None if error else item, error, last)
 
 
 def read_rows(
@@ -504,32 +514,53 @@ class Watermark:
     it again (a put is idempotent), but never skips a row that was not written.
     """
 
-    __slots__ = ("_last", "_unacked")
+    __slots__ = ("_last", "_latest", "_replaced", "_unacked")
 
     def __init__(self, line: int = 0, offset: int = 0) -> None:
         self._last = (line, offset)
-        # position -> (the settled prefix just before this row, the row); insertion order
-        # is row order, so the first entry is the earliest row still unsettled.
-        self._unacked: dict[int, tuple[tuple[int, int], Row]] = {}
+        # position -> (the settled prefix just before this row, the row, its key); insertion
+        # order is row order, so the first entry is the earliest row still unsettled.
+        self._unacked: dict[int, tuple[tuple[int, int], Row, Hashable]] = {}
+        # The latest unsettled position of each key, and the unsettled rows a later row of
+        # the same key replaced: only the keys of unsettled rows, so memory stays bounded.
+        self._latest: dict[Hashable, int] = {}
+        self._replaced: set[int] = set()
 
     def settled(self, row: Row) -> None:
         """``row`` was settled as soon as it was read (rejected)."""
-        self._last = (row.line, row.end)
+        self._last = (row.through, row.end)
 
-    def sent(self, position: int, row: Row) -> None:
-        """``row`` went to the writer as its input ``position``."""
-        self._unacked[position] = (self._last, row)
-        self._last = (row.line, row.end)
+    def sent(self, position: int, row: Row, key: Hashable) -> None:
+        """``row``, with primary key ``key``, went to the writer as its input ``position``."""
+        earlier = self._latest.get(key)
+        if earlier is not None:
+            # Still unsettled (in flight, or failed): this row wins over it, so it must never
+            # be written again after this one.
+            self._replaced.add(earlier)
+        self._latest[key] = position
+        self._unacked[position] = (self._last, row, key)
+        self._last = (row.through, row.end)
 
     def acknowledged(self, positions: list[int]) -> None:
         """The writer's ``on_acknowledged`` hook."""
-        unacked = self._unacked
+        unacked, latest = self._unacked, self._latest
         for position in positions:
-            unacked.pop(position, None)
+            entry = unacked.pop(position, None)
+            if entry is None:
+                continue
+            self._replaced.discard(position)
+            if latest.get(entry[2]) == position:
+                del latest[entry[2]]
 
     def outstanding(self) -> list[tuple[int, Row]]:
-        """(position, row) of every row sent and not acknowledged, in row order."""
-        return [(position, row) for position, (_, row) in self._unacked.items()]
+        """(position, row) of every row sent and neither acknowledged nor replaced by a later
+        row of the same key, in row order: at most one row per key."""
+        replaced = self._replaced
+        return [(p, row) for p, (_, row, _) in self._unacked.items() if p not in replaced]
+
+    def replaced(self) -> list[int]:
+        """Positions of unsettled rows that a later row of the same key replaced."""
+        return sorted(self._replaced)
 
     @property
     def prefix(self) -> tuple[int, int]:
@@ -594,6 +625,16 @@ class Checkpoint:
 _FIELDS = ("input", "table", "format", "line", "offset", "rejected", "check")
 
 
+def _printable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (a name or value the row was rejected
+    for) becomes its escape, so that writing the reject never fails."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class Rejects:
     """The rejects file: one JSON line per bad row, ``{"line", "error", "input"}``."""
 
@@ -618,7 +659,8 @@ class Rejects:
             self._file.write(raw + b"\n")
 
     def add(self, line: int, error: str, text: str) -> None:
-        self._file.write(orjson.dumps({"line": line, "error": error, "input": text}) + b"\n")
+        record = {"line": line, "error": _printable(error), "input": _printable(text)}
+        self._file.write(orjson.dumps(record) + b"\n")
         bisect.insort(self.lines, line)
 
     def through(self, line: int) -> int:

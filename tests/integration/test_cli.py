@@ -332,6 +332,34 @@ async def test_refused_chunk_is_salvaged_row_by_row(server: LocalServer, tmp_pat
     assert await count_items(server, table) == len(expected) - 1
 
 
+async def test_salvage_never_writes_a_row_over_a_later_one(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    # Row 1 shares a refused chunk with the poison; row 302 rewrites row 1's key and is
+    # written first. Putting row 1 on its own afterwards would bring the old version back.
+    data = tmp_path / "items.jsonl"
+    rows = [{"PK": "k", "SK": 1, "v": "old"}, {"PK": "poison", "SK": 1}]
+    rows += [{"PK": f"filler#{n:03d}", "SK": 1} for n in range(299)]
+    rows.append({"PK": "k", "SK": 1, "v": "new"})
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    def refuse(operation: str, keys: list[str]) -> HttpResponse | None:
+        return error("ValidationException", "refused (injected)") if "poison" in keys else None
+
+    spy = Spy(LeanTransport(server.endpoint_url), refuse)
+    table = unique_table()
+    console = quiet()
+    job = prepare_load(load_args(data, table, "--concurrency", "1"), console)
+    async with spy_client(server, spy) as db:
+        assert await run_load(job, console, client=db) == EXIT_REJECTED
+        assert await db.table(table).get({"PK": "k", "SK": 1}) == {"PK": "k", "SK": 1, "v": "new"}
+    job.close()
+    (reject,) = read_jsonl(Path(f"{data}.rejects.jsonl"))
+    assert reject["line"] == 2
+    assert checkpoint_line(data) == len(rows)
+    assert await count_items(server, table) == 300  # k and the 299 fillers
+
+
 async def test_unwritten_items_exit_5_and_resume_sends_only_the_rest(
     server: LocalServer, tmp_path: Path
 ) -> None:

@@ -242,10 +242,10 @@ def test_watermark_is_the_settled_prefix() -> None:
 
     mark = Watermark(10, 100)
     assert mark.prefix == (10, 100)
-    mark.sent(0, row(11))
+    mark.sent(0, row(11), ("a",))
     mark.settled(row(12))  # rejected on reading
-    mark.sent(1, row(13))
-    mark.sent(2, row(14))
+    mark.sent(1, row(13), ("b",))
+    mark.sent(2, row(14), ("c",))
     assert mark.prefix == (10, 100)
     mark.acknowledged([2])  # a later chunk completes first: the prefix cannot move
     assert mark.prefix == (10, 100)
@@ -257,6 +257,45 @@ def test_watermark_is_the_settled_prefix() -> None:
     assert mark.outstanding() == []
     mark.settled(row(15))
     assert mark.prefix == (15, 150)
+
+
+def test_watermark_a_later_row_of_a_key_replaces_an_unsettled_one() -> None:
+    def row(line: int) -> Row:
+        return Row(line, line * 10, f"row {line}", {"n": line})
+
+    mark = Watermark()
+    mark.sent(0, row(1), ("K",))  # its chunk fails later
+    mark.sent(1, row(2), ("other",))
+    mark.sent(2, row(3), ("K",))  # the newer version of K
+    mark.acknowledged([1, 2])
+    # Row 1 must never be written again after row 3: it is not outstanding, only replaced.
+    assert mark.outstanding() == []
+    assert mark.replaced() == [0]
+    assert mark.prefix == (0, 0)  # unsettled still: a resume re-reads it, then row 3 again
+    mark.acknowledged(mark.replaced())
+    assert mark.prefix == (3, 30)
+    # Keys of settled rows are forgotten: a later row of K replaces nothing.
+    mark.sent(3, row(4), ("K",))
+    assert mark.replaced() == []
+
+
+def test_watermark_resumes_after_the_last_line_of_a_multiline_record() -> None:
+    data = b'PK,SK,note\na,1,"two\nlines"\nb,2,x\n'
+    rows = rows_of(data, "csv")
+    assert [(r.line, r.through) for r in rows] == [(2, 3), (4, 4)]
+    mark = Watermark(1, len(b"PK,SK,note\n"))
+    mark.sent(0, rows[0], ("a",))
+    mark.acknowledged([0])
+    assert mark.prefix == (3, rows[0].end)
+
+
+def test_rejects_keep_text_with_lone_surrogates(tmp_path: Path) -> None:
+    rejects = Rejects(tmp_path / "r.jsonl")
+    rejects.add(7, "attribute name '\ud800' is not valid", '{"PK": "b", "\ud800": 1}')
+    rejects.close()
+    record = json.loads((tmp_path / "r.jsonl").read_text())
+    assert record["line"] == 7
+    assert "\\ud800" in record["input"] and "\\ud800" in record["error"]
 
 
 # ------------------------------------------------------------------------------ files

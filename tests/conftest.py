@@ -14,6 +14,11 @@ which never request these fixtures, start nothing.
 * ``moto_server`` is the same moto instance, for tests that need moto alone.
 * Servers are shared by the whole session: use unique table names (dynalite cannot
   be reset), and do not call ``reset()`` on a shared server.
+* ``ASYNCDYN_TEST_ENDPOINT=http://localhost:8000`` runs every ``server`` test once, against
+  that endpoint (DynamoDB Local or dynalite from ``docker compose up``) instead of the two
+  embedded servers; ``moto_only`` tests and the tests of ``asyncdyn.local``'s own servers
+  are skipped then. ``ASYNCDYN_TEST_ENDPOINT_KIND=dynalite`` says the endpoint is dynalite,
+  so that tests of what dynalite lacks skip themselves.
 """
 
 from __future__ import annotations
@@ -28,19 +33,45 @@ import pytest
 if TYPE_CHECKING:
     from asyncdyn.local import LocalServer
 
-SERVER_KINDS = ["moto", "dynalite"]
 REQUIRE_DYNALITE_ENV = "ASYNCDYN_REQUIRE_DYNALITE"
+EXTERNAL_ENV = "ASYNCDYN_TEST_ENDPOINT"
+EXTERNAL_URL = os.environ.get(EXTERNAL_ENV, "").strip()
+EXTERNAL_KIND = os.environ.get(EXTERNAL_ENV + "_KIND", "").strip() or "external"
+SERVER_KINDS = [EXTERNAL_KIND] if EXTERNAL_URL else ["moto", "dynalite"]
+
+
+class ExternalServer:
+    """A server the session did not start, at ``$ASYNCDYN_TEST_ENDPOINT``: tests see the
+    ``LocalServer`` attributes they use, with no process behind them."""
+
+    pid = 0
+    supports_reset = False
+
+    def __init__(self, endpoint_url: str, kind: str) -> None:
+        self.endpoint_url = endpoint_url.rstrip("/")
+        self.kind = kind
+
+    def cpu_seconds(self) -> float:
+        return 0.0
+
+    def stop(self) -> None:
+        """Not ours to stop."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip = pytest.mark.skip(reason="moto_only: dynalite lacks transactions, TTL and Streams")
+    skip_external = pytest.mark.skip(reason=f"not run against {EXTERNAL_ENV}")
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if (
-            callspec is not None
-            and callspec.params.get("server") == "dynalite"
-            and item.get_closest_marker("moto_only") is not None
+        kind = None if callspec is None else callspec.params.get("server")
+        if kind is None:
+            continue
+        if EXTERNAL_URL and (
+            item.get_closest_marker("moto_only") is not None
+            or item.path.name == "test_local.py"  # tests of the embedded servers themselves
         ):
+            item.add_marker(skip_external)
+        elif kind == "dynalite" and item.get_closest_marker("moto_only") is not None:
             item.add_marker(skip)
 
 
@@ -88,8 +119,11 @@ def local_servers() -> Iterator[Callable[[str], LocalServer]]:
 def server(
     request: pytest.FixtureRequest, local_servers: Callable[[str], LocalServer]
 ) -> LocalServer:
-    """The session's moto or dynalite server (tests using it run against both)."""
+    """The session's moto or dynalite server (tests using it run against both), or the
+    external endpoint when ``ASYNCDYN_TEST_ENDPOINT`` is set."""
     kind: str = request.param
+    if EXTERNAL_URL:
+        return ExternalServer(EXTERNAL_URL, kind)  # type: ignore[return-value]
     return local_servers(kind)
 
 

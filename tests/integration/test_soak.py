@@ -83,7 +83,7 @@ Key = tuple[str, str]
 
 
 def _sizes(server: LocalServer) -> dict[str, int]:
-    return _FULL_SIZES if FULL else _DEFAULT_SIZES[server.kind]
+    return _FULL_SIZES if FULL else _DEFAULT_SIZES.get(server.kind, _DEFAULT_SIZES["moto"])
 
 
 def _item(n: int, version: int = 1) -> dict[str, Any]:

@@ -66,11 +66,10 @@ from .streams import (
     CheckpointStore,
     StartPosition,
     Stream,
-    streams_dispatcher,
     streams_endpoint_for,
 )
 from .transactions import TxAction, TxGet, check_actions, transact_get, transact_write
-from .transport import AiohttpTransport, Dispatcher, Transport, endpoint_host
+from .transport import STREAMS_TARGET, AiohttpTransport, Dispatcher, Transport, endpoint_host
 from .ttl import is_expired
 
 __all__ = ["Client", "Table"]
@@ -350,7 +349,9 @@ class Client:
                     url, max_connections=self.max_concurrency
                 )
                 host = endpoint_host(url)
-            self._streams = streams_dispatcher(self._dispatcher, transport, host)
+            self._streams = self._dispatcher.sibling(
+                transport, host=host, target_prefix=STREAMS_TARGET
+            )
         return self._streams
 
     def stats(self) -> StatsSnapshot:

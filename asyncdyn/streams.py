@@ -40,7 +40,7 @@ from .errors import (
 )
 from .marshal import Decoder
 from .retry import Clock, Sleep
-from .transport import STREAMS_TARGET, Dispatcher, Transport
+from .transport import Dispatcher
 
 if TYPE_CHECKING:
     from .client import Table
@@ -54,7 +54,6 @@ __all__ = [
     "StartPosition",
     "Stream",
     "TableCheckpoints",
-    "streams_dispatcher",
     "streams_endpoint_for",
 ]
 
@@ -204,29 +203,6 @@ def streams_endpoint_for(endpoint_url: str, region: str) -> str | None:
         if host == f"dynamodb.{region}.{suffix}":
             return f"{parts.scheme}://streams.{parts.netloc}"
     return None
-
-
-def streams_dispatcher(base: Dispatcher, transport: Transport, host: str) -> Dispatcher:
-    """A dispatcher for the Streams API that shares ``base``'s signer, credentials, decoder,
-    retry policy, in-flight limiter, timeout and stats.
-
-    The signer can be shared even for another host: the dispatcher always sends a ``Host``
-    header, which is what gets signed, and Streams is signed with service ``dynamodb``.
-    """
-    # The dispatcher keeps these private; reading them here keeps transport.py unchanged and
-    # guarantees that the two dispatchers can never drift apart in configuration.
-    return Dispatcher(
-        transport,
-        signer=base._signer,
-        credentials=base._credentials,
-        host=host,
-        decoder=base._decoder,
-        retry=base.retry,
-        limiter=base._limiter,
-        timeout=base._timeout,
-        stats=base.stats,
-        target_prefix=STREAMS_TARGET,
-    )
 
 
 def _timestamp(value: Any) -> datetime | None:

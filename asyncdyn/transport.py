@@ -255,6 +255,27 @@ class Dispatcher:
             "Accept-Encoding": "identity",
         }
 
+    def sibling(self, transport: Transport, *, host: str, target_prefix: str) -> Dispatcher:
+        """A dispatcher for another API of the same service (DynamoDB Streams) that shares
+        this one's signer, credentials, decoder, retry policy, in-flight limiter, timeout and
+        stats, so the two never drift apart in configuration.
+
+        The signer can be shared even for another host: every request carries a ``Host``
+        header, which is what gets signed, and Streams is signed as service ``dynamodb``.
+        """
+        return Dispatcher(
+            transport,
+            signer=self._signer,
+            credentials=self._credentials,
+            host=host,
+            decoder=self._decoder,
+            retry=self._retry,
+            limiter=self._limiter,
+            timeout=self._timeout,
+            stats=self.stats,
+            target_prefix=target_prefix,
+        )
+
     @property
     def retry(self) -> RetryPolicy:
         return self._retry
@@ -271,16 +292,7 @@ class Dispatcher:
         Retryable failures are retried under ``budget`` (a fresh one from the client's
         policy when not given); anything else raises its mapped error at once.
         """
-        body = _encode(operation, payload)
-        if budget is None:
-            budget = self._retry.start()
-        while True:
-            try:
-                return await self._attempt(operation, body, budget, _answer)
-            except AsyncDynError as exc:
-                if not exc.retryable:
-                    raise
-                await self.backoff(exc, budget)
+        return await self.call_read(operation, payload, _answer, budget=budget)
 
     async def call_read(
         self,
@@ -310,7 +322,7 @@ class Dispatcher:
     ) -> dict[str, Any]:
         """One try of ``operation``, never retried: for callers that retry on their own
         terms (the batch engine retries an error and an unprocessed remainder alike)."""
-        return await self._attempt(operation, _encode(operation, payload), budget, _answer)
+        return await self.attempt_read(operation, payload, budget, _answer)
 
     async def attempt_read(
         self, operation: str, payload: Mapping[str, Any], budget: RetryBudget, read: Read[T]

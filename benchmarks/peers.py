@@ -232,11 +232,7 @@ class AiobotocorePeer(Peer):
         await self._client.put_item(TableName=self._name, Item=self._wire(item))
 
     async def query(self, pk: str) -> list[Any]:
-        async def send(request: dict[str, Any]) -> dict[str, Any]:
-            response: dict[str, Any] = await self._client.query(**request)
-            return response
-
-        return await _query_all(send, self._name, pk)
+        return await _query_all(self._query_raw, self._name, pk)
 
     async def _query_raw(self, request: dict[str, Any]) -> dict[str, Any]:
         response: dict[str, Any] = await self._client.query(**request)
@@ -307,15 +303,7 @@ class Aioboto3Peer(Peer):
         await self._table.put_item(Item=item)
 
     async def query(self, pk: str) -> list[Any]:
-        request: dict[str, Any] = {"KeyConditionExpression": self._key("PK").eq(pk)}
-        items: list[Any] = []
-        while True:
-            response = await self._table.query(**request)
-            items.extend(response["Items"])
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return items
-            request["ExclusiveStartKey"] = last_key
+        return await self._query_condition(self._key("PK").eq(pk))
 
     async def _query_condition(self, condition: Any) -> list[Any]:
         request: dict[str, Any] = {"KeyConditionExpression": condition}

@@ -29,6 +29,9 @@
     └── UnprocessedItemsError              .unprocessed
 
 Retryability is a class attribute, so the retry loop and a caller's ``except`` agree.
+``maybe_applied`` says whether the failed request may still have been applied by the server
+(its answer was lost: a reset after sending, a timeout, a damaged body, a 5xx): the retry
+loop resends such a request only when resending it cannot apply it twice.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "InvalidExpression",
     "InvalidItem",
     "InvalidTransaction",
+    "OutcomeUnknown",
     "RequestTimeout",
     "ResourceInUse",
     "RetriesExhausted",
@@ -72,6 +76,10 @@ class AsyncDynError(Exception):
     """Root of every exception asyncdyn raises on purpose."""
 
     retryable: ClassVar[bool] = False
+    # Whether the server may have applied the request although no answer said so. A class
+    # default that a transport overrides per instance when it knows better (a request that
+    # provably never left the client, e.g. the connection was seen closed before writing).
+    maybe_applied: bool = False
 
 
 class InvalidItem(AsyncDynError, ValueError):
@@ -106,9 +114,13 @@ class ConfigurationError(AsyncDynError, ValueError):
 
 
 class TransportError(AsyncDynError):
-    """The request got no readable answer: connection refused or reset, truncated body."""
+    """The request got no readable answer: connection refused or reset, truncated body.
+
+    ``maybe_applied`` is ``True`` unless the transport knows the request never left the
+    client (a refused connection, a pooled connection seen closed before writing)."""
 
     retryable = True
+    maybe_applied = True
 
 
 class RequestTimeout(TransportError, TimeoutError):
@@ -224,6 +236,7 @@ class ServerError(ServiceError):
     """DynamoDB failed internally (HTTP 5xx). A write may or may not have been applied."""
 
     retryable = True
+    maybe_applied = True
 
 
 class TransactionInProgress(ServiceError):
@@ -240,6 +253,35 @@ class RetriesExhausted(AsyncDynError):
         self.attempts = attempts
         self.reason = reason
         super().__init__(f"gave up after {attempts} attempt(s) ({reason}): {last_error}")
+
+
+class OutcomeUnknown(AsyncDynError):
+    """A write that is not safe to resend got no answer after it may have been applied
+    (a reset after sending, a timeout, a damaged answer, a 5xx): whether it was applied is
+    unknown, so it is not resent. ``operation`` and ``key`` name the write (never the
+    credentials); the lost answer's error is ``last_error`` and the ``__cause__``.
+
+    Read the item to find out, make the write idempotent (``update(..., idempotent=True)``),
+    or opt into at-least-once with ``RetryPolicy(retry_unknown_outcome=True)``.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        key: Mapping[str, Any] | None,
+        last_error: BaseException,
+        table: str = "",
+    ) -> None:
+        self.operation = operation
+        self.key = dict(key) if key is not None else None
+        self.table = table
+        self.last_error = last_error
+        where = f" on table {table!r}" if table else ""
+        which = f" for key {self.key!r}" if self.key is not None else ""
+        super().__init__(
+            f"{operation}{where}{which}: the answer was lost after the request may have been "
+            f"applied ({type(last_error).__name__}); it was not resent"
+        )
 
 
 class UnprocessedKeysError(AsyncDynError):

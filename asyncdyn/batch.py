@@ -26,7 +26,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -69,9 +69,21 @@ _ENVELOPE_BYTES = 64 * 1024
 Identity = tuple[str, ...]
 
 
-def _canonical_number(text: str) -> str:
+# normalize() rounds to its context's precision, and the default context keeps 28 digits
+# where DynamoDB keeps 38: 10**28 + 1 and 10**28 + 2 would share an identity. This context
+# never rounds and never clamps an exponent, so equal numbers (1, 1.0, 1E+0) share one
+# form and distinct ones never do, whatever their digits or magnitude.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
+def canonical_number(text: str) -> str:
+    """The one text of a DynamoDB number that equal numbers share (``"1.0"`` -> ``"1"``).
+
+    Every path that asks "is this the same key?" (batch reads and writes, the writer,
+    coalesced gets, transactions, the loader) goes through ``key_identity`` and so here.
+    """
     number = Decimal(text)
-    return "0" if number.is_zero() else str(number.normalize())
+    return "0" if number.is_zero() else str(number.normalize(_EXACT))
 
 
 def _key_part(name: str, value: Mapping[str, Any]) -> str:
@@ -83,7 +95,7 @@ def _key_part(name: str, value: Mapping[str, Any]) -> str:
             return raw
         raw = value.get("N")
         if raw.__class__ is str:
-            return "\x00N" + _canonical_number(raw)
+            return "\x00N" + canonical_number(raw)
         raw = value.get("B")
         if raw.__class__ is str and raw:
             return "\x00B" + raw

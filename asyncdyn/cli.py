@@ -24,7 +24,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .batch import BatchWriter
+from .batch import BatchWriter, key_identity
 from .client import Client, Table
 from .credentials import resolve_region
 from .errors import (
@@ -49,6 +49,7 @@ from .loading import (
     parse_key_spec,
     read_rows,
 )
+from .marshal import encode_key
 from .runner import run
 from .schema import KeySchema
 
@@ -620,8 +621,9 @@ async def _put_rows(
             watermark.settled(row)
             writer.rejected.clear()  # reported here; the writer need not keep them
         else:
-            # Numbers compare by value, as DynamoDB compares keys (1 and 1.0 are one key).
-            watermark.sent(position, row, tuple([row.item[name] for name in names]))
+            # The writer's own key identity: 1 and 1.0 are one key, 10**28 + 1 and + 2 two.
+            wire = encode_key({name: row.item[name] for name in names})
+            watermark.sent(position, row, key_identity(wire, names))
         position += 1
 
 

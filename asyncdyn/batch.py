@@ -160,13 +160,14 @@ class Lane:
         self.fields = dict(fields or {})
         self.strip = tuple(strip)
 
-    async def acquire(self, n: int) -> float:
+    async def acquire(self, n: int, budget: RetryBudget) -> float:
         """Wait for the rate limits; returns the time the request was scheduled, to give
         back to ``feedback`` (taken before waiting: the rate it waited under is the one its
-        answer speaks about)."""
+        answer speaks about). A wait that would outlast ``budget``'s deadline raises
+        ``RetriesExhausted`` instead."""
         stamp = 0.0 if self.adaptive is None else self.adaptive.stamp()
         for limit in self.limits:
-            await limit.acquire(n)
+            await limit.acquire(n, budget)
         return stamp
 
     def feedback(self, sent_at: float, sent: int, processed: int, throttled: bool) -> None:
@@ -338,7 +339,10 @@ class BatchEngine:
             counts: dict[Lane, int] = {}
             for entry in pending:
                 counts[entry.lane] = counts.get(entry.lane, 0) + 1
-            sent_at = {lane: await lane.acquire(n) for lane, n in counts.items()}
+            try:
+                sent_at = {lane: await lane.acquire(n, budget) for lane, n in counts.items()}
+            except RetriesExhausted as exc:  # the deadline leaves no room for the wait
+                return pending, exc.last_error
             error: AsyncDynError
             try:
                 left = await send(pending, budget)

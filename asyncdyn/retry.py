@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from .errors import ConfigurationError, RetriesExhausted
+from .errors import ConfigurationError, RequestTimeout, RetriesExhausted
 
 __all__ = ["AdaptiveRate", "Clock", "RateLimiter", "RetryBudget", "RetryPolicy", "Sleep"]
 
@@ -133,6 +133,10 @@ class RetryBudget:
         self.attempts = 0
         self._waits = max(0, self._waits - 2)
 
+    def overruns(self, delay: float) -> bool:
+        """Whether waiting ``delay`` seconds from now would reach the deadline."""
+        return self._deadline_at is not None and self._clock() + delay >= self._deadline_at
+
     async def wait(self, error: BaseException) -> None:
         """Spend one attempt on ``error``: sleep the backoff, or raise when nothing is left."""
         self.attempts += 1
@@ -140,9 +144,18 @@ class RetryBudget:
             raise RetriesExhausted(error, self.attempts, "attempts") from error
         delay = self._policy.backoff(self._waits, self._rand)
         self._waits += 1
-        if self._deadline_at is not None and self._clock() + delay >= self._deadline_at:
+        if self.overruns(delay):
             raise RetriesExhausted(error, self.attempts, "deadline") from error
         await self._sleep(delay)
+
+    def past_deadline(self, what: str) -> RetriesExhausted:
+        """The error for a wait (``what``) that the deadline does not leave room for: a
+        ``RetriesExhausted`` carrying a ``RequestTimeout`` for a request never sent."""
+        timeout = RequestTimeout(f"{what} would outlast the deadline; nothing was sent")
+        timeout.maybe_applied = False
+        error = RetriesExhausted(timeout, self.attempts, "deadline")
+        error.__cause__ = timeout
+        return error
 
 
 class RateLimiter:
@@ -177,15 +190,21 @@ class RateLimiter:
         self._tokens = min(rate, self._tokens + (now - self._stamp) * rate)
         self._stamp = now
 
-    async def acquire(self, n: int) -> None:
-        """Wait until ``n`` items may be sent."""
+    async def acquire(self, n: int, budget: RetryBudget | None = None) -> None:
+        """Wait until ``n`` items may be sent. When ``budget``'s deadline would pass during
+        the wait, take nothing and raise ``RetriesExhausted`` at once instead (the deadline
+        bounds the whole call: nothing is sent after it)."""
         rate = self.rate
         if rate is None:
             return
         self._refill(self._clock(), rate)
         self._tokens -= n
         if self._tokens < 0:
-            await self._sleep(-self._tokens / rate)
+            delay = -self._tokens / rate
+            if budget is not None and budget.overruns(delay):
+                self._tokens += n
+                raise budget.past_deadline(f"waiting {delay:.3f}s for the rate limit")
+            await self._sleep(delay)
 
 
 class AdaptiveRate(RateLimiter):
@@ -230,7 +249,8 @@ class AdaptiveRate(RateLimiter):
         """The time a request is sent at; pass it back with ``feedback``."""
         return self._clock()
 
-    async def acquire(self, n: int) -> None:
+    async def acquire(self, n: int, budget: RetryBudget | None = None) -> None:
+        await super().acquire(n, budget)  # refused past the deadline: nothing is counted
         now = self._clock()
         self._count += n
         elapsed = now - self._window_at
@@ -238,7 +258,6 @@ class AdaptiveRate(RateLimiter):
             self._measured = self._count / elapsed
             self._count = 0
             self._window_at = now
-        await super().acquire(n)
 
     def _send_rate(self) -> float | None:
         if self._measured is not None:

@@ -340,6 +340,12 @@ class Dispatcher:
     async def _attempt(self, operation: str, body: bytes, budget: RetryBudget, read: Read[T]) -> T:
         timeout = self._timeout
         remaining = budget.remaining()
+        if remaining == 0.0:
+            # asyncio.timeout(0) would still let the request be written before its first
+            # suspension: past the deadline, nothing is sent.
+            error = RequestTimeout(f"{operation}: the deadline passed before it was sent")
+            error.maybe_applied = False
+            raise error
         if remaining is not None and (timeout is None or remaining < timeout):
             timeout = remaining
         if timeout is None:

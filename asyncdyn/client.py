@@ -49,7 +49,15 @@ from .expressions import Attr, Condition, Key, KeyCondition, Placeholders, Updat
 from .fanout import FanOutPlan, Leg, LegState, check_states
 from .lean import LeanTransport
 from .marshal import NumberMode, WireItem, as_floats, decoder, encode_item, encode_key
-from .paging import CursorCodec, FetchPage, ItemIterator, Page, WireKey, collect_page
+from .paging import (
+    CursorCodec,
+    FetchPage,
+    ItemIterator,
+    Page,
+    WireKey,
+    collect_page,
+    process_cursor_key,
+)
 from .retry import RetryPolicy
 from .schema import (
     BillingMode,
@@ -86,7 +94,6 @@ _WRITE_RETURNS = ("NONE", "ALL_OLD")
 _UPDATE_RETURNS = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
 # Fields that move a listing along rather than define it; everything else binds a cursor.
 _PAGING_FIELDS = ("ExclusiveStartKey", "Limit", "ReturnConsumedCapacity")
-_DEFAULT_CURSOR_KEY = b"asyncdyn cursor v1"
 _EXACT = decoder("auto")
 # DynamoDB allows up to 1,000,000 segments; more than a few thousand legs is a mistake here.
 MAX_SEGMENTS = 4096
@@ -149,8 +156,8 @@ class Client:
             ``"decimal"`` or ``"float"``.
         consumed_capacity: ask DynamoDB for ``ReturnConsumedCapacity`` and add it up in
             ``stats()``.
-        cursor_key: secret bytes that make page cursors unforgeable (the default key only
-            detects alteration and cursors of another query).
+        cursor_key: secret bytes that sign page cursors; default: a random key drawn once
+            per process, so pass one shared key where several processes serve one API.
         profile: the AWS config profile to read region, endpoint and credentials from.
         transport: a ``Transport`` to use instead of the pooled one (tests, proxies).
         adaptive_rate: slow batch calls down per table when DynamoDB throttles them or leaves
@@ -229,7 +236,7 @@ class Client:
             if coalesce_gets
             else None
         )
-        self._cursors = CursorCodec(cursor_key or _DEFAULT_CURSOR_KEY)
+        self._cursors = CursorCodec(cursor_key or process_cursor_key())
         self._tables: dict[str, Table] = {}
         self._closed = False
         # The Streams dispatcher is made on first use: most clients never read a stream.

@@ -3,9 +3,12 @@
 A cursor is ``base64url(mac || orjson(LastEvaluatedKey))``. The MAC is a keyed BLAKE2b over
 the request's *scope* (table, index, key condition — whatever makes two requests the same
 listing) and the key. So a cursor that was edited, cut short, or made by another query or
-table fails with ``InvalidCursor`` before anything is sent, never with a server error. With
-the default key this is an integrity check; pass ``Client(cursor_key=...)`` to make cursors
-unforgeable as well.
+table fails with ``InvalidCursor`` before anything is sent, never with a server error.
+
+The MAC key is ``Client(cursor_key=...)``, or else a random key drawn once per process
+(``process_cursor_key``): no outsider knows it, so nobody can mint a cursor carrying a key
+of their choosing. Processes that must accept each other's cursors (several workers or hosts
+behind one API, cursors that outlive a restart) pass them all the same ``cursor_key``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,7 +28,14 @@ import orjson
 
 from .errors import InvalidCursor
 
-__all__ = ["CursorCodec", "ItemIterator", "Page", "check_key_shape", "collect_page"]
+__all__ = [
+    "CursorCodec",
+    "ItemIterator",
+    "Page",
+    "check_key_shape",
+    "collect_page",
+    "process_cursor_key",
+]
 
 Item = dict[str, Any]
 WireKey = dict[str, Any]
@@ -49,6 +60,16 @@ class Page:
 
     items: list[dict[str, Any]]
     cursor: str | None
+
+
+# Drawn once per process (a forked worker inherits its parent's): never a constant that an
+# outsider could read in this source and mint cursors with.
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def process_cursor_key() -> bytes:
+    """The random cursor key of this process, used by every ``Client`` without its own."""
+    return _PROCESS_KEY
 
 
 class CursorCodec:

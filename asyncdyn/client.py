@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -45,7 +45,16 @@ from .errors import (
     TableNotFound,
     UnprocessedKeysError,
 )
-from .expressions import Attr, Condition, Key, KeyCondition, Placeholders, Update, projection_with
+from .expressions import (
+    Attr,
+    Condition,
+    Key,
+    KeyCondition,
+    Path,
+    Placeholders,
+    Update,
+    projection_with,
+)
 from .fanout import FanOutPlan, Leg, LegState, check_states
 from .lean import LeanTransport
 from .marshal import NumberMode, WireItem, as_floats, decoder, encode_item, encode_key
@@ -84,7 +93,8 @@ __all__ = ["Client", "Table"]
 
 Item = dict[str, Any]
 ConditionArg = Condition | str | None
-Attributes = Iterable[str | Attr | tuple[str | int, ...]] | None
+Attributes = str | Iterable[str | Attr | tuple[str | int, ...]] | None
+Projection = list[str | Attr | Path] | None
 ReturnValues = Literal["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"]
 ReturnOnFailure = Literal["NONE", "ALL_OLD"]
 ConsumedCapacityMode = Literal["NONE", "TOTAL", "INDEXES"]
@@ -423,14 +433,17 @@ class Client:
             else {"ReturnConsumedCapacity": self._consumed_capacity}
         )
         items = await transact_get(self._dispatcher, listed, self._decoder, extra)
-        return [self.table(get.table)._live(item) for get, item in zip(listed, items, strict=True)]
+        return [
+            self.table(get.table)._live(item, get.strip)
+            for get, item in zip(listed, items, strict=True)
+        ]
 
     async def batch_get(
         self,
         requests: Mapping[str, Iterable[Mapping[str, Any]]],
         *,
         consistent: bool = False,
-        attributes: Iterable[str | Attr] | None = None,
+        attributes: Attributes = None,
         rate: float | None = None,
     ) -> dict[str, list[Item | None]]:
         """Fetch keys of several tables at once: ``{table: keys}`` -> ``{table: items}``.
@@ -440,17 +453,19 @@ class Client:
         dict of aligned lists and ``unprocessed`` a dict of key lists, both by table.
         """
         positions: dict[str, list[Any]] = {}
+        strips: dict[str, list[str]] = {}
         distinct: list[Any] = []
         if attributes is not None and not isinstance(attributes, str):
             attributes = list(attributes)  # read once per table below
         for name, keys in requests.items():
             keys = list(keys)
+            projection, strips[name] = self.table(name)._projected(attributes)
             lane = read_lane(
                 self._batch,
                 name,
                 key_names_of(keys),
                 consistent=consistent,
-                attributes=self.table(name)._projected(attributes),
+                attributes=projection,
                 rate=rate,
             )
             unique, positions[name] = read_entries(lane, keys, f"requests[{name!r}]")
@@ -458,7 +473,7 @@ class Client:
         outcome = await fetch_all(self._batch, distinct, window=self._window)
         decode = self._decoder.item
         result = {
-            name: [self.table(name)._live(item) for item in aligned(at, decode)]
+            name: [self.table(name)._live(item, strips[name]) for item in aligned(at, decode)]
             for name, at in positions.items()
         }
         if outcome.leftovers:
@@ -569,24 +584,42 @@ class Table:
         self._expiry: str | None = None
 
     def hide_expired(self, attribute: str | None) -> Table:
-        """Make every read of this table (get, batch, query, scan, fan-out) skip items whose
-        TTL ``attribute`` has passed but which DynamoDB has not deleted yet (it can take days);
-        ``None`` turns it off. Reads with ``attributes`` also fetch the TTL attribute. It
-        applies to this ``Table`` object, which ``Client.table(name)`` shares. Returns it."""
+        """Make every read of this table (get, batch, query, scan, fan-out, transact_get) skip
+        items whose TTL ``attribute`` has passed but which DynamoDB has not deleted yet (it can
+        take days); ``None`` turns it off. A read with ``attributes`` (in any form: names,
+        ``Attr`` paths, a raw string) also fetches the TTL attribute, and removes it again
+        from the items unless it was asked for. It applies to this ``Table`` object, which
+        ``Client.table(name)`` shares. Returns it."""
         if attribute is not None and (not isinstance(attribute, str) or not attribute):
             raise ConfigurationError("hide_expired takes the TTL attribute's name, or None")
         self._expiry = attribute
         return self
 
-    def _projected(self, attributes: Attributes) -> Attributes:
-        """``attributes``, with the TTL attribute when expired items are hidden."""
-        if attributes is None or self._expiry is None or isinstance(attributes, str):
-            return attributes
-        return [*attributes, self._expiry]
-
-    def _live(self, item: Item | None) -> Item | None:
+    def _projected(
+        self,
+        attributes: Attributes,
+        names: Mapping[str, str] | None = None,
+        required: Iterable[str] = (),
+    ) -> tuple[Projection, list[str]]:
+        """The projection every read sends for ``attributes`` (a raw string read into its
+        paths with ``names``): with the ``required`` attributes and, when expired items are
+        hidden, the TTL attribute; and those of them the caller did not ask for, which
+        ``_live`` (or a fan-out plan) removes from each item again."""
         expiry = self._expiry
-        return None if item is None or (expiry and is_expired(item, expiry)) else item
+        extra = [*required, expiry] if expiry is not None else required
+        return projection_with(attributes, extra, names)
+
+    def _live(self, item: Item | None, strip: Iterable[str] = ()) -> Item | None:
+        """``item`` as the caller sees it: ``None`` when it is expired and hidden, else
+        without the attributes fetched only for our own use (``strip``)."""
+        if item is None:
+            return None
+        expiry = self._expiry
+        if expiry and is_expired(item, expiry):
+            return None
+        for name in strip:
+            item.pop(name, None)
+        return item
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
@@ -651,36 +684,42 @@ class Table:
         *,
         consistent: bool = False,
         attributes: Attributes = None,
+        names: Mapping[str, str] | None = None,
     ) -> Item | None:
         """The item with this primary key, or ``None``.
 
-        ``attributes`` limits the answer to those attributes (names or ``Attr`` paths).
+        ``attributes`` limits the answer to those attributes: names, ``Attr`` paths, or one
+        raw ProjectionExpression string (its ``#tokens`` defined in ``names``).
         """
+        projection, strip = self._projected(attributes, names)
+        # Checked before anything is sent (or joins a coalesced request): a bad key fails
+        # its own caller at once and nobody else.
+        wire = self._key(key)
         coalescer = self._client._coalescer
         if coalescer is not None:
-            listed = None if attributes is None else list(attributes)
 
-            def lane(names: tuple[str, ...]) -> Lane:
+            def lane(key_names: tuple[str, ...]) -> Lane:
                 return read_lane(
                     self._client._batch,
                     self.name,
-                    names,
+                    key_names,
                     consistent=consistent,
-                    attributes=self._projected(listed),
+                    attributes=projection,
                     rate=None,
                 )
 
-            return self._live(
-                await coalescer.get(lane, self.name, key, consistent=consistent, attributes=listed)
+            item = await coalescer.get(
+                lane, self.name, key, wire, consistent=consistent, projection=projection
             )
-        request = self._request(Key=self._key(key))
+            return self._live(item, strip)
+        request = self._request(Key=wire)
         if consistent:
             request["ConsistentRead"] = True
-        if attributes is not None:
-            _expressions(request, attributes=self._projected(attributes))
+        if projection is not None:
+            _expressions(request, attributes=projection)
         data = await self._call("GetItem", request)
         item = data.get("Item")
-        return None if item is None else self._live(self._decode(item))
+        return None if item is None else self._live(self._decode(item), strip)
 
     async def put(
         self,
@@ -870,12 +909,19 @@ class Table:
             values,
         )
 
-    def tx_get(self, key: Mapping[str, Any], *, attributes: Attributes = None) -> TxGet:
+    def tx_get(
+        self,
+        key: Mapping[str, Any],
+        *,
+        attributes: Attributes = None,
+        names: Mapping[str, str] | None = None,
+    ) -> TxGet:
         """A read for ``Client.transact_get``."""
         body: dict[str, Any] = {"TableName": self.name, "Key": encode_key(key)}
-        if attributes is not None:
-            _expressions(body, attributes=self._projected(attributes))
-        return TxGet(self.name, body)
+        projection, strip = self._projected(attributes, names)
+        if projection is not None:
+            _expressions(body, attributes=projection)
+        return TxGet(self.name, body, tuple(strip))
 
     async def put_versioned(self, item: Mapping[str, Any], *, version: str = "version") -> Item:
         """Optimistic locking: write ``item`` only if the stored item's ``version`` is the
@@ -933,8 +979,9 @@ class Table:
         keys: Iterable[Mapping[str, Any]],
         *,
         consistent: bool = False,
-        attributes: Iterable[str | Attr] | None = None,
+        attributes: Attributes = None,
         rate: float | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> list[Item | None]:
         """The items of any number of keys, aligned with ``keys`` (``None``: no such item).
 
@@ -948,19 +995,20 @@ class Table:
         keys = list(keys)
         if not keys:
             return []
+        projection, strip = self._projected(attributes, names)
         lane = read_lane(
             self._client._batch,
             self.name,
             key_names_of(keys),
             consistent=consistent,
-            attributes=self._projected(attributes),
+            attributes=projection,
             rate=rate,
         )
         distinct, positions = read_entries(lane, keys)
         outcome = await fetch_all(self._client._batch, distinct, window=self._client._window)
         result = aligned(positions, self._decode)
         if self._expiry is not None:
-            result = [self._live(item) for item in result]
+            result = [self._live(item, strip) for item in result]
         if outcome.leftovers:
             unprocessed = [dict(entry.source) for entry in outcome.leftovers]
             raise UnprocessedKeysError(result, unprocessed) from outcome.error
@@ -971,9 +1019,10 @@ class Table:
         keys: Iterable[Mapping[str, Any]],
         *,
         consistent: bool = False,
-        attributes: Iterable[str | Attr] | None = None,
+        attributes: Attributes = None,
         rate: float | None = None,
         window: int | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[tuple[Mapping[str, Any], Item | None], None]:
         """Stream ``(key, item)`` pairs for a key set too large to hold, as chunks complete.
 
@@ -988,12 +1037,13 @@ class Table:
         first = next(iterator, None)
         if first is None:
             return
+        projection, strip = self._projected(attributes, names)
         lane = read_lane(
             self._client._batch,
             self.name,
             key_names_of([first]),
             consistent=consistent,
-            attributes=self._projected(attributes),
+            attributes=projection,
             rate=rate,
         )
         engine = self._client._batch
@@ -1004,10 +1054,10 @@ class Table:
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 for entry in chunk:
-                    item = self._live(entry.item)
+                    item = self._live(entry.item, strip)
                     yield entry.source, item
                     for again in entry.again or ():
-                        yield again, None if item is None else entry.copy(decode)
+                        yield again, None if item is None else self._live(entry.copy(decode), strip)
         if outcome.leftovers:
             unprocessed = [
                 dict(k) for entry in outcome.leftovers for k in (entry.source, *(entry.again or ()))
@@ -1085,7 +1135,9 @@ class Table:
         consistent: bool,
         names: Mapping[str, str] | None,
         values: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The request of a query or scan, and the attributes to remove from its items again
+        (the TTL attribute, when fetched only to hide expired items)."""
         request = self._request()
         if index is not None:
             request["IndexName"] = index
@@ -1093,19 +1145,28 @@ class Table:
             request["ScanIndexForward"] = False
         if consistent:
             request["ConsistentRead"] = True
+        projection, strip = self._projected(attributes, names)
         _expressions(
             request,
             key_condition=key_condition,
             filter=filter,
-            attributes=self._projected(attributes),
+            attributes=projection,
             names=names,
             values=values,
         )
-        return request
+        return request, strip
 
-    def _fetcher(self, operation: str, base: dict[str, Any], *, exact: bool = False) -> FetchPage:
+    def _fetcher(
+        self,
+        operation: str,
+        base: dict[str, Any],
+        *,
+        exact: bool = False,
+        strip: Sequence[str] = (),
+    ) -> FetchPage:
         """One page of ``operation``; ``exact`` decodes numbers exactly whatever the client's
-        number mode (a fan-out needs exact keys to merge and resume)."""
+        number mode (a fan-out needs exact keys to merge and resume); ``strip`` as from
+        ``_listing``."""
         call_read = self._client._dispatcher.call_read
         decode_items = self._decode_items
         if exact and self._client._numbers == "float":
@@ -1126,9 +1187,9 @@ class Table:
                 if limit is not None:
                     request["Limit"] = limit
             items, last_key = await call_read(operation, request, read)
-            expiry = self._expiry
-            if expiry is not None:
-                items = [item for item in items if not is_expired(item, expiry)]
+            if self._expiry is not None:
+                live = self._live
+                items = [shown for item in items if (shown := live(item, strip)) is not None]
             return items, last_key
 
         return fetch
@@ -1162,7 +1223,7 @@ class Table:
         with table.query(...) as items`` also cancels the prefetch at once.
         """
         _check_limit(limit)
-        request = self._listing(
+        request, strip = self._listing(
             key_condition=key_condition,
             index=index,
             filter=filter,
@@ -1172,7 +1233,7 @@ class Table:
             names=names,
             values=values,
         )
-        return ItemIterator(self._fetcher("Query", request), limit=limit)
+        return ItemIterator(self._fetcher("Query", request, strip=strip), limit=limit)
 
     async def query_page(
         self,
@@ -1195,7 +1256,7 @@ class Table:
         same query: another table, index, condition or order raises ``InvalidCursor``.
         """
         _check_limit(limit)
-        request = self._listing(
+        request, strip = self._listing(
             key_condition=key_condition,
             index=index,
             filter=filter,
@@ -1205,7 +1266,7 @@ class Table:
             names=names,
             values=values,
         )
-        return await self._page("Query", request, limit, cursor)
+        return await self._page("Query", request, limit, cursor, strip)
 
     @overload
     def scan(
@@ -1261,7 +1322,7 @@ class Table:
             return self._parallel_scan(
                 segments, filter, attributes, index, limit, consistent, names, values
             )
-        request = self._listing(
+        request, strip = self._listing(
             key_condition=None,
             index=index,
             filter=filter,
@@ -1271,7 +1332,7 @@ class Table:
             names=names,
             values=values,
         )
-        return ItemIterator(self._fetcher("Scan", request), limit=limit)
+        return ItemIterator(self._fetcher("Scan", request, strip=strip), limit=limit)
 
     async def scan_page(
         self,
@@ -1299,7 +1360,7 @@ class Table:
                 segments, filter, attributes, index, consistent, names, values
             )
             return await self._fan_out_page("Scan", plan, "scan", limit, cursor, False, False)
-        request = self._listing(
+        request, strip = self._listing(
             key_condition=None,
             index=index,
             filter=filter,
@@ -1309,15 +1370,21 @@ class Table:
             names=names,
             values=values,
         )
-        return await self._page("Scan", request, limit, cursor)
+        return await self._page("Scan", request, limit, cursor, strip)
 
     async def _page(
-        self, operation: str, request: dict[str, Any], limit: int | None, cursor: str | None
+        self,
+        operation: str,
+        request: dict[str, Any],
+        limit: int | None,
+        cursor: str | None,
+        strip: Sequence[str],
     ) -> Page:
         codec = self._client._cursors
         scope = self._scope(operation, request)
         start_key = codec.decode(scope, cursor)
-        items, last_key = await collect_page(self._fetcher(operation, request), start_key, limit)
+        fetch = self._fetcher(operation, request, strip=strip)
+        items, last_key = await collect_page(fetch, start_key, limit)
         return Page(items, codec.encode(scope, last_key))
 
     # -- fan-out -------------------------------------------------------------------------
@@ -1499,7 +1566,7 @@ class Table:
         needed = [*schema.names]
         if index is not None:
             needed += [name for name in (partition_key, sort_key) if name and name not in needed]
-        projection, strip = projection_with(attributes, needed)
+        projection, strip = self._projected(attributes, names, needed)
         requests = []
         for value in values_of:
             key = Key(partition_key).eq(value)
@@ -1514,7 +1581,7 @@ class Table:
                     consistent=consistent,
                     names=names,
                     values=values,
-                )
+                )[0]
             )
         return FanOutPlan(requests, needed, sort_key, strip, descending, self._floats())
 
@@ -1534,8 +1601,8 @@ class Table:
         needed = [*schema.names]
         if index is not None:
             needed += [name for name in schema.for_index(index) if name and name not in needed]
-        projection, strip = projection_with(attributes, needed)
-        base = self._listing(
+        projection, strip = self._projected(attributes, names, needed)
+        base, _ = self._listing(
             key_condition=None,
             index=index,
             filter=filter,
@@ -1578,7 +1645,7 @@ class Table:
     ) -> int:
         """How many items match (a query with ``key_condition``, else a scan), every page."""
         operation = "Scan" if key_condition is None else "Query"
-        request = self._listing(
+        request, _ = self._listing(
             key_condition=key_condition,
             index=index,
             filter=filter,

@@ -3,32 +3,54 @@
 The DataLoader pattern: a web service serving 1,000 requests at once issues 1,000 GetItem
 calls, and DynamoDB would answer them as ten BatchGetItem calls of 100 keys at the same read
 cost per item. With ``Client(coalesce_gets=True)`` every ``get`` made during one turn of the
-event loop (or within ``coalesce_window`` seconds) joins a group per table, consistency and
-projection; a group goes out when it holds 100 keys or when the turn ends, through the batch
-engine (so unprocessed keys and throttling are retried as for ``batch_get``). Each group is
-its own request: a failure reaches exactly the callers whose keys were in it. A caller that
-is cancelled while waiting leaves the others alone.
+event loop (or within ``coalesce_window`` seconds) joins a group per table, consistency,
+projection and key shape; a group goes out when it holds 100 keys or when the turn ends,
+through the batch engine (so unprocessed keys and throttling are retried as for
+``batch_get``).
+
+The rules that keep each caller's answer its own:
+
+- A get joins only a group whose request has not started: one still gathering, or one full
+  (100 keys) whose task has not run yet, which a repeated key joins. A request already on
+  its way may have been read before the call, so its answer may predate a write the caller
+  completed just before (a strongly consistent read must see it); for eventually consistent
+  reads the same rule holds, so that no read is ever older than its call. The cost: a key
+  asked again while its first request is in flight is fetched again.
+- Each group is its own request: a failure reaches exactly the callers in it. A key is
+  checked before it joins (a bad one fails its caller at once), and a ValidationException
+  on a request of several keys is bisected, so that only the callers of the key(s) the
+  server refuses get it and every other caller gets its item.
+- A caller cancelled while waiting leaves the others alone. ``close()`` ends every get still
+  waiting, gathered or sent, with ``ClientClosed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .batch import MAX_GET_KEYS, BatchEngine, Identity, Lane, _Get, fetch_all, key_identity
-from .errors import ConfigurationError, InvalidItem, UnprocessedKeysError
-from .marshal import Decoder, encode_key
+from .errors import (
+    ClientClosed,
+    ConfigurationError,
+    InvalidItem,
+    UnprocessedKeysError,
+    ValidationError,
+)
+from .marshal import Decoder, WireItem
 from .stats import Stats
 
 __all__ = ["GetCoalescer"]
 
 Item = dict[str, Any]
-_GroupKey = tuple[str, bool, tuple[str, ...], Any]
+# Table, consistency, key attribute names, their wire types, projection.
+_GroupKey = tuple[str, bool, tuple[str, ...], tuple[str, ...], str | None]
 
 
 class _Group:
-    """The gets of one table, consistency and projection waiting for the same request."""
+    """The gets of one table, consistency, projection and key shape waiting for the same
+    request."""
 
     __slots__ = ("entries", "lane", "waiters")
 
@@ -37,19 +59,33 @@ class _Group:
         self.entries: dict[Identity, _Get] = {}
         self.waiters: dict[Identity, list[asyncio.Future[Item | None]]] = {}
 
+    def fail(self, error: BaseException) -> None:
+        """Give ``error`` to every caller still waiting."""
+        for waiters in self.waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+
+
+def _closed_error() -> ClientClosed:
+    error = ClientClosed("the client was closed before this get was answered")
+    error.maybe_applied = False  # a read: nothing to apply
+    return error
+
 
 class GetCoalescer:
     """Gathers one client's concurrent gets into BatchGetItem requests."""
 
     __slots__ = (
+        "_closed",
         "_decode",
         "_engine",
         "_groups",
-        "_in_flight",
         "_lanes",
+        "_sending",
         "_stats",
-        "_tasks",
         "_timer",
+        "_unstarted",
         "window",
     )
 
@@ -62,41 +98,57 @@ class GetCoalescer:
         self._decode = decoder.item
         self._stats = stats
         self.window = window
+        # Groups still gathering: the only ones a new get may join.
         self._groups: dict[_GroupKey, _Group] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Groups sent, by the task fetching them (close() settles them even if the task
+        # never got to run).
+        self._sending: dict[asyncio.Task[None], _Group] = {}
+        # The keys of groups sent but whose task has not started: nothing of their request
+        # exists yet, so a caller asking for one of them again may still join.
+        self._unstarted: dict[tuple[_GroupKey, Identity], _Group] = {}
         self._timer: asyncio.Handle | None = None
         self._lanes: dict[_GroupKey, Lane] = {}
-        # Keys already on their way: a caller asking for one again waits for that answer.
-        self._in_flight: dict[tuple[_GroupKey, Identity], _Group] = {}
+        self._closed = False
 
     async def get(
         self,
-        lane_for: Any,
+        lane_for: Callable[[tuple[str, ...]], Lane],
         table: str,
         key: Mapping[str, Any],
+        wire: WireItem,
         *,
         consistent: bool,
-        attributes: Sequence[Any] | None,
+        projection: object,
     ) -> Item | None:
-        """The item of ``key``, fetched with the other gets of this turn of the loop.
-
-        ``lane_for(key_names)`` builds the read lane of a new group (``batch.read_lane``).
-        """
-        wire = encode_key(key)
+        """The item of ``key`` (encoded: ``wire``), fetched with the other gets of this turn
+        of the loop. ``projection`` is what the group's lane projects (its ``repr`` tells
+        groups apart); ``lane_for(key_names)`` builds the read lane of a new group
+        (``batch.read_lane``)."""
+        if self._closed:
+            raise _closed_error()
         names = tuple(sorted(wire))
         try:
             identity = key_identity(wire, names)
         except ValueError as exc:
             raise InvalidItem(str(exc)) from None
-        projection = None if attributes is None else repr(list(attributes))
-        group_key: _GroupKey = (table, consistent, names, projection)
+        # A table's key attribute has one type, so DynamoDB refuses a request holding a key
+        # of another type as a whole: grouped by type too, such a key shares a request only
+        # with keys just as wrong, never with good ones.
+        types = tuple([next(iter(wire[name])) for name in names])
+        group_key: _GroupKey = (
+            table,
+            consistent,
+            names,
+            types,
+            None if projection is None else repr(projection),
+        )
         waiter: asyncio.Future[Item | None] = asyncio.get_running_loop().create_future()
         self._stats.coalesced_gets += 1
-        sent = self._in_flight.get((group_key, identity))
-        if sent is not None:
-            on_its_way = sent.entries[identity]
-            on_its_way.again = [*(on_its_way.again or ()), key]
-            sent.waiters[identity].append(waiter)
+        queued = self._unstarted.get((group_key, identity))
+        if queued is not None:
+            joined = queued.entries[identity]
+            joined.again = [*(joined.again or ()), key]
+            queued.waiters[identity].append(waiter)
             return await waiter
         group = self._groups.get(group_key)
         if group is None:
@@ -132,35 +184,26 @@ class GetCoalescer:
     def _send(self, group_key: _GroupKey) -> None:
         group = self._groups.pop(group_key)
         for identity in group.entries:
-            self._in_flight[(group_key, identity)] = group
+            self._unstarted[(group_key, identity)] = group
         task = asyncio.get_running_loop().create_task(self._fetch(group_key, group))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._sending[task] = group
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.pop(task, None)
 
     async def _fetch(self, group_key: _GroupKey, group: _Group) -> None:
+        self._started(group_key, group)  # from here on, a new get makes a new request
         self._stats.coalesced_batches += 1
         try:
-            outcome = await fetch_all(self._engine, list(group.entries.values()), window=1)
-        except Exception as exc:  # every caller of this group, and no other, gets it
-            self._settled(group_key, group)
-            for waiters in group.waiters.values():
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(exc)
-            return
-        except BaseException:  # cancelled: the client is closing, so are its callers
-            self._settled(group_key, group)
-            for waiters in group.waiters.values():
-                for waiter in waiters:
-                    waiter.cancel()
+            failures = await self._settle(list(group.entries.values()))
+        except BaseException:  # cancelled: only close() does that, so the callers get that
+            group.fail(_closed_error())
             raise
-        self._settled(group_key, group)
-        left = {id(entry) for entry in outcome.leftovers}
         for identity, entry in group.entries.items():
             waiters = group.waiters[identity]
-            if id(entry) in left:
-                error = UnprocessedKeysError([None], [dict(entry.source)])
-                error.__cause__ = outcome.error
+            error = failures.get(id(entry))
+            if error is not None:
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_exception(error)
@@ -170,18 +213,57 @@ class GetCoalescer:
                 if not waiter.done():
                     waiter.set_result(item if n == 0 or item is None else entry.copy(self._decode))
 
-    def _settled(self, group_key: _GroupKey, group: _Group) -> None:
+    def _started(self, group_key: _GroupKey, group: _Group) -> None:
         for identity in group.entries:
-            if self._in_flight.get((group_key, identity)) is group:
-                del self._in_flight[(group_key, identity)]
+            if self._unstarted.get((group_key, identity)) is group:
+                del self._unstarted[(group_key, identity)]
+
+    async def _settle(self, entries: list[_Get]) -> dict[int, Exception]:
+        """Fetch ``entries`` (each keeps its item); the error of each one not answered, by
+        ``id(entry)``.
+
+        DynamoDB refuses a whole request for one bad key (a key too long, a projection it
+        cannot apply to that item...). Such a ValidationException on several keys is
+        bisected: each half is asked again, until the keys that cause it are alone, so the
+        error reaches only their callers (about 2·log2(n) requests for one culprit among n).
+        """
+        try:
+            outcome = await fetch_all(self._engine, entries, window=1)
+        except ValidationError as exc:
+            if len(entries) == 1:
+                return {id(entries[0]): exc}
+            half = len(entries) // 2
+            first, second = await asyncio.gather(
+                self._settle(entries[:half]), self._settle(entries[half:])
+            )
+            return first | second
+        except Exception as exc:  # every caller of these keys, and no other, gets it
+            return {id(entry): exc for entry in entries}
+        failures: dict[int, Exception] = {}
+        for entry in outcome.leftovers:
+            error = UnprocessedKeysError([None], [dict(entry.source)])
+            error.__cause__ = outcome.error
+            failures[id(entry)] = error
+        return failures
 
     async def close(self) -> None:
-        """Cancel the requests still running (their callers get ``CancelledError``)."""
+        """End every get still waiting with ``ClientClosed``: those gathering at once, those
+        sent by cancelling their requests. Later gets raise it too."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        tasks = list(self._tasks)
-        for task in tasks:
+        gathering = list(self._groups.values())
+        self._groups.clear()
+        for group in gathering:
+            group.fail(_closed_error())
+        sending = list(self._sending.items())
+        self._unstarted.clear()
+        for task, _ in sending:
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        # A task cancelled before it first ran never runs its body (nor its except clause),
+        # so its callers are settled here; for the others this finds them settled already.
+        for _, group in sending:
+            group.fail(_closed_error())
+        if sending:
+            await asyncio.wait([task for task, _ in sending])

@@ -44,6 +44,7 @@ __all__ = [
     "AsyncDynError",
     "CancellationReason",
     "ChecksumMismatch",
+    "ClientClosed",
     "ConditionalCheckFailed",
     "ConfigurationError",
     "ExpiredIterator",
@@ -121,6 +122,13 @@ class TransportError(AsyncDynError):
 
     retryable = True
     maybe_applied = True
+
+
+class ClientClosed(TransportError):
+    """The client was closed before the call got its answer (or the call came after
+    ``Client.close``). Not retried: no request can succeed on a closed client."""
+
+    retryable = False
 
 
 class RequestTimeout(TransportError, TimeoutError):

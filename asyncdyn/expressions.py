@@ -34,6 +34,7 @@ __all__ = [
     "Placeholders",
     "Size",
     "Update",
+    "projection_paths",
     "projection_with",
 ]
 
@@ -361,7 +362,9 @@ class Placeholders:
         ``a.b``.
         """
         if isinstance(attributes, str):
-            return _raw(attributes, "projection expression")
+            # Read as its paths (the caller's #tokens resolved through ``names``), then sent
+            # like any other projection: the same rule on every read, coalesced or batched.
+            attributes = projection_paths(attributes, self._names)
         paths: list[Path] = []
         seen: set[Path] = set()
         nested = False
@@ -1179,17 +1182,102 @@ class KeyCondition(_Frozen):
         return token
 
 
+_DIGITS = frozenset("0123456789")
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def projection_paths(text: str, names: Mapping[str, str] | None = None) -> list[Path]:
+    """The document paths of a raw ProjectionExpression (``"a, b.c[2], #s"``), with the
+    caller's ``#tokens`` resolved through ``names``.
+
+    A raw projection is read rather than passed through so that every read can extend it
+    (the key attributes a batch needs to match answers, the TTL attribute ``hide_expired``
+    needs) and strip those again. It is sent as its paths, with placeholders: a reserved
+    word that DynamoDB refuses bare is simply read. Malformed text raises
+    ``InvalidExpression``, as DynamoDB would refuse it.
+    """
+    what = "projection expression"
+    _raw(text, what)
+    n = len(text)
+    i = 0
+
+    def skip_blanks(i: int) -> int:
+        while i < n and text[i].isspace():
+            i += 1
+        return i
+
+    def word(i: int) -> tuple[str, int]:
+        start = i
+        while i < n and text[i] in _WORD_CHARS:
+            i += 1
+        return text[start:i], i
+
+    def name(i: int) -> tuple[str, int]:
+        i = skip_blanks(i)
+        if i < n and text[i] == "#":
+            token, end = word(i + 1)
+            if not token:
+                _fail(f"{what} {text!r}: '#' must be followed by a placeholder name")
+            resolved = (names or {}).get("#" + token)
+            if resolved is None:
+                _fail(f"{what} {text!r} uses #{token}, which names= does not define")
+            return resolved, end
+        token, end = word(i)
+        if not token or token[0] in _DIGITS:
+            found = repr(text[i]) if i < n else "the end"
+            _fail(
+                f"{what} {text!r}: expected an attribute name at {found} (a name that is not "
+                "letters, digits and '_', or starts with a digit, needs a #placeholder)"
+            )
+        return token, end
+
+    paths: list[Path] = []
+    while True:
+        first, i = name(i)
+        path: list[str | int] = [first]
+        while True:
+            i = skip_blanks(i)
+            if i < n and text[i] == ".":
+                segment, i = name(i + 1)
+                path.append(segment)
+            elif i < n and text[i] == "[":
+                i = skip_blanks(i + 1)
+                start = i
+                while i < n and text[i] in _DIGITS:
+                    i += 1
+                digits = text[start:i]
+                i = skip_blanks(i)
+                if not digits or i >= n or text[i] != "]":
+                    _fail(f"{what} {text!r}: a list index is [digits]")
+                path.append(int(digits))
+                i += 1
+            else:
+                break
+        paths.append(_check_path(path))
+        if i >= n:
+            return paths
+        if text[i] != ",":
+            _fail(f"{what} {text!r}: unexpected {text[i]!r} (paths are separated by commas)")
+        i += 1
+
+
 def projection_with(
-    attributes: Iterable[str | Attr | Path] | None, required: Iterable[str]
+    attributes: str | Iterable[str | Attr | Path] | None,
+    required: Iterable[str],
+    names: Mapping[str, str] | None = None,
 ) -> tuple[list[str | Attr | Path] | None, list[str]]:
     """A projection that also fetches the ``required`` attributes (the keys a batch or a
-    fan-out needs to match answers or resume), and the names among them the caller did not
-    ask for, to be removed from each item again. ``None`` projects everything."""
+    fan-out needs to match answers or resume, the TTL attribute of ``hide_expired``), and
+    the names among them the caller did not ask for, to be removed from each item again.
+    ``None`` projects everything. A ``str`` is a raw ProjectionExpression (its ``#tokens``
+    in ``names``), read into its paths."""
     if attributes is None:
         return None, []
+    wanted: list[str | Attr | Path]
     if isinstance(attributes, str):
-        _fail("attributes must be a list of attribute names or Attr paths, not one string")
-    wanted = list(attributes)
+        wanted = list(projection_paths(attributes, names))
+    else:
+        wanted = list(attributes)
     tops: set[object] = set()
     for attribute in wanted:
         if isinstance(attribute, Attr):
@@ -1198,5 +1286,5 @@ def projection_with(
             tops.add(attribute[0] if attribute else None)
         else:
             tops.add(attribute)
-    strip = [name for name in required if name not in tops]
+    strip = [name for name in dict.fromkeys(required) if name not in tops]
     return [*wanted, *strip], strip

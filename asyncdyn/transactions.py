@@ -61,6 +61,7 @@ class TxGet:
 
     table: str
     body: Mapping[str, Any]
+    strip: tuple[str, ...] = ()  # attributes fetched only for ``hide_expired``, removed again
 
 
 def check_actions(actions: Sequence[TxAction], key_names: Mapping[str, Sequence[str]]) -> None:

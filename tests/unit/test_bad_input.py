@@ -570,10 +570,10 @@ CASES = [
         "at least one",
     ),
     Case(
-        "batch projection as one string",
-        lambda c: c.orders.batch_get([KEY], attributes="a, b"),
+        "malformed raw batch projection",
+        lambda c: c.orders.batch_get([KEY], attributes="a,, b"),
         InvalidExpression,
-        "not one string",
+        "expected an attribute name",
     ),
     Case(
         "returns=ALL_NEW on a put",

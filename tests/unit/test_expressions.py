@@ -19,6 +19,7 @@ from asyncdyn.expressions import (
     Placeholders,
     Size,
     Update,
+    projection_paths,
 )
 
 Names = dict[str, str] | None
@@ -703,12 +704,34 @@ def test_projection_errors(attributes: Any) -> None:
         compiled("projection", attributes)
 
 
-def test_raw_projection_string_passes_through() -> None:
-    assert compiled("projection", "#s, b", names={"#s": "status"}) == (
-        "#s, b",
-        {"#s": "status"},
+def test_raw_projection_string_is_read_into_its_paths() -> None:
+    # The caller's #token is kept; every other name goes out as a placeholder too.
+    assert compiled("projection", "#s, b.c[2]", names={"#s": "status"}) == (
+        "#s, #n0.#n1[2]",
+        {"#s": "status", "#n0": "b", "#n1": "c"},
         None,
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "paths"),
+    [
+        ("data", [("data",)]),
+        ("a, c", [("a",), ("c",)]),
+        (" a . b [ 0 ] ,c_2", [("a", "b", 0), ("c_2",)]),
+        ("#s.x, #s", [("status", "x"), ("status",)]),
+    ],
+)
+def test_projection_paths(text: str, paths: list[Any]) -> None:
+    assert projection_paths(text, {"#s": "status"}) == paths
+
+
+@pytest.mark.parametrize(
+    "text", ["a,,b", "a b", "1a", "#undefined", "a[", "a[x]", "a.", "a-b", ",a", "a,", "a[-1]"]
+)
+def test_projection_paths_refuse_what_dynamodb_refuses(text: str) -> None:
+    with pytest.raises(InvalidExpression):
+        projection_paths(text)
 
 
 # --------------------------------------------------------------------------- one request

@@ -368,7 +368,11 @@ class Dispatcher:
     def _read(self, operation: str, response: HttpResponse, read: Read[T]) -> T:
         body = response.body
         expected = response.headers.get("x-amz-crc32")
-        if expected is not None and expected.isdigit() and int(expected) != _crc32(body):
+        # A header that cannot be checked fails like a wrong one, never skips the check: a
+        # doubled header (joined "a, b" by the transport), an empty or non-decimal value.
+        if expected is not None and (
+            not (expected.isdigit() and expected.isascii()) or int(expected) != _crc32(body)
+        ):
             raise ChecksumMismatch(f"{operation}: x-amz-crc32 does not match the body")
         if len(body) < _PAUSE_GC_BYTES or not _gc_isenabled():
             return read(self._decode(operation, response))
@@ -380,6 +384,12 @@ class Dispatcher:
 
     def _decode(self, operation: str, response: HttpResponse) -> dict[str, Any]:
         body = response.body
+        status = response.status
+        if not body and status < 300:
+            # Every DynamoDB JSON operation answers a success with a JSON object ("{}" at
+            # the least): an empty one is an answer lost on the way, not an empty result,
+            # and the request may have been applied.
+            raise TransportError(f"{operation}: empty answer body (HTTP {status})")
         try:
             data = _loads(body) if body else {}
         except orjson.JSONDecodeError as exc:

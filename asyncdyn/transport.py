@@ -246,6 +246,11 @@ class Dispatcher:
         self._limiter = limiter
         self._timeout = timeout
         self.stats = stats if stats is not None else Stats()
+        # A transport that counts events of its own (LeanTransport's resends) counts them
+        # into these stats too, so that Client.stats() shows them.
+        bind_stats = getattr(transport, "bind_stats", None)
+        if bind_stats is not None:
+            bind_stats(self.stats)
         self._target = target_prefix + "."
         self._base_headers = {
             "Host": host,

@@ -150,6 +150,8 @@ async def test_connection_closed_by_the_server_while_idle(server: LocalServer) -
                 await asyncio.sleep(0.1)
             assert transport.open_connections == 0, "the server closed them; we noticed"
             assert await table.get({"PK": "a", "SK": "b"}) == {"PK": "a", "SK": "b", "v": 1}
+            assert client.stats().resends == 1  # moved off the closed connection, once
+            assert client.stats().retries == 0
         finally:
             await client.delete_table(name, wait=False)
 

@@ -17,7 +17,9 @@ as it can per request.
   A connection that dies after the request was written fails it with a ``TransportError``
   whose ``maybe_applied`` is true, even when not a byte of answer came back: the server
   may have read and applied the request, so resending is for the retry policy to decide.
-  (The keep-alive race, a close crossing our write, looks the same, and is treated so.)
+  (The keep-alive race, a close crossing our write, looks the same, and is treated so; to
+  make it rare, a connection quiet for a second or more lets the event loop read a close
+  that may be waiting before the request is written on it.)
 * Each answer's headers are its own. An answer that arrives unasked (a second one behind
   the first, or bytes on an idle connection) discards the connection.
 * ``connect_timeout`` bounds connecting (and the TLS handshake), ``read_timeout`` the wait
@@ -45,6 +47,10 @@ from .transport import HttpResponse, _TransportClosed, endpoint_host
 __all__ = ["LeanTransport"]
 
 _REQUEST_LINE = "POST / HTTP/1.1\r\n"
+# A connection quiet for this long may have been closed by the server's idle timeout (seconds
+# at the shortest: Node.js's is 5 s): before writing on it, the event loop gets to read a
+# close that may be waiting, so that the request moves instead of being lost on the way.
+_QUIET = 1.0
 
 
 class _NotSent(TransportError):
@@ -204,6 +210,11 @@ class _Connection(asyncio.Protocol):
         transport.write(data)
         return waiter
 
+    def quiet_for(self) -> float:
+        """Seconds since the last request was written on this connection."""
+        loop = self._loop
+        return 0.0 if loop is None else loop.time() - self._deadline + self._timeout
+
     def _check_deadline(self) -> None:
         self._timer = None
         waiter = self._waiter
@@ -325,6 +336,11 @@ class LeanTransport:
             conn = self._take_idle()
             if conn is None:
                 conn = await self._connect()
+            elif conn.quiet_for() >= _QUIET:
+                # A close the server sent may be waiting unread: two turns of the loop read
+                # it (the first only polls: its callbacks run after this task's turn).
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
             try:
                 waiter = conn.request(request)
             except _NotSent:

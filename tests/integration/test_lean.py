@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+import threading
+import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -401,3 +403,41 @@ async def test_aiohttp_honours_the_proxy_environment(
         assert head.startswith(b"POST %s/ HTTP/1.1\r\n" % url.encode())  # absolute form
         credentials = base64.b64encode(b"us@er:p:w")
         assert b"\r\nProxy-Authorization: Basic %s" % credentials in head
+
+
+async def test_close_waiting_unread_on_a_quiet_connection_moves_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A server in a thread closes the idle connection while our event loop is busy, so the
+    # close waits unread in the kernel when the next request takes the connection. The
+    # transport lets the loop read it first and sends the request on a new connection.
+    monkeypatch.setattr("asyncdyn.lean._QUIET", 0.05)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    requests: list[bytes] = []
+
+    def serve_two() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data or not data.endswith(b"{}"):
+                    data += conn.recv(65536)
+                requests.append(data)
+                conn.sendall(answer_bytes())
+                time.sleep(0.05)  # then the idle close
+
+    thread = threading.Thread(target=serve_two, daemon=True)
+    thread.start()
+    transport = LeanTransport(f"http://127.0.0.1:{port}")
+    try:
+        headers = {"Host": f"127.0.0.1:{port}"}
+        assert (await transport.send(headers, b"{}")).body == b"{}"
+        time.sleep(0.2)  # noqa: ASYNC251  # the loop is busy: the close waits unread
+        assert (await transport.send(headers, b"{}")).body == b"{}"
+        assert len(requests) == 2
+        assert transport.resends == 1
+    finally:
+        await transport.close()
+        thread.join(timeout=5)
+        listener.close()

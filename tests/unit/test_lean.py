@@ -502,6 +502,28 @@ async def test_reused_connection_seen_closed_before_writing_moves_the_request(
     await lean.close()
 
 
+async def test_close_waiting_on_a_quiet_connection_is_read_before_writing(
+    network_on_loop: FakeNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server's idle close reaches us as we take the connection, still unread: a quiet
+    # connection lets the loop read it before writing, and the request moves, unsent.
+    monkeypatch.setattr("asyncdyn.lean._QUIET", 0.01)
+    lean = LeanTransport("http://db.example")
+    await lean.send(HEADERS, b"first")
+    await asyncio.sleep(0.02)
+    first = network_on_loop.transports[0]
+    asyncio.get_running_loop().call_soon(first.lose, None)  # the close, not yet read
+    assert (await lean.send(HEADERS, b"second")).body == b"{}"
+    assert [len(t.written) for t in network_on_loop.transports] == [1, 1]
+    assert lean.resends == 1
+    # A connection in steady use is written on at once, without the extra turns.
+    network_on_loop.transports[1].on_write = lambda t, data: t.lose(None)
+    with pytest.raises(TransportError, match="before answering"):
+        await lean.send(HEADERS, b"third")
+    assert lean.resends == 1
+    await lean.close()
+
+
 async def test_new_connection_seen_closed_before_writing_moves_the_request(
     network_on_loop: FakeNetwork, monkeypatch: pytest.MonkeyPatch
 ) -> None:

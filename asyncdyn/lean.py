@@ -339,8 +339,12 @@ class LeanTransport:
             elif conn.quiet_for() >= _QUIET:
                 # A close the server sent may be waiting unread: two turns of the loop read
                 # it (the first only polls: its callbacks run after this task's turn).
-                await asyncio.sleep(0)
-                await asyncio.sleep(0)
+                try:
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                except BaseException:  # cancelled: nothing was written, the connection stays
+                    self._idle.append(conn)
+                    raise
             try:
                 waiter = conn.request(request)
             except _NotSent:

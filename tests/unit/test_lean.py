@@ -524,6 +524,23 @@ async def test_close_waiting_on_a_quiet_connection_is_read_before_writing(
     await lean.close()
 
 
+async def test_cancelled_while_checking_a_quiet_connection_keeps_it_pooled(
+    network_on_loop: FakeNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("asyncdyn.lean._QUIET", 0.0)
+    lean = LeanTransport("http://db.example")
+    await lean.send(HEADERS, b"first")
+    task = asyncio.create_task(lean.send(HEADERS, b"cancelled"))
+    await asyncio.sleep(0)  # the task took the connection and yields to read a close
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await lean.send(HEADERS, b"third")
+    assert [len(t.written) for t in network_on_loop.transports] == [2]  # nothing written
+    assert lean.open_connections == 1
+    await lean.close()
+
+
 async def test_new_connection_seen_closed_before_writing_moves_the_request(
     network_on_loop: FakeNetwork, monkeypatch: pytest.MonkeyPatch
 ) -> None:

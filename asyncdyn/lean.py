@@ -12,9 +12,16 @@ as it can per request.
 * An answer with neither ``Content-Length`` nor chunked encoding ends when the server
   closes the connection.
 * A server may close an idle keep-alive connection at any time (Node.js servers do after
-  5 s). A closed idle connection is dropped when it is next taken; a request on a reused
-  connection that the server closes before sending a single byte of answer is sent once
-  more on a new connection.
+  5 s). A request never goes out twice: it moves to a new connection only when the pooled
+  one it took was seen closed before a byte of it was written (counted in ``resends``).
+  A connection that dies after the request was written fails it with a ``TransportError``
+  whose ``maybe_applied`` is true, even when not a byte of answer came back: the server
+  may have read and applied the request, so resending is for the retry policy to decide.
+  (The keep-alive race, a close crossing our write, looks the same, and is treated so; to
+  make it rare, a connection quiet for a second or more lets the event loop read a close
+  that may be waiting before the request is written on it.)
+* Each answer's headers are its own. An answer that arrives unasked (a second one behind
+  the first, or bytes on an idle connection) discards the connection.
 * ``connect_timeout`` bounds connecting (and the TLS handshake), ``read_timeout`` the wait
   for the whole answer; both raise ``RequestTimeout``. A connection whose request timed
   out, failed or was cancelled is closed, never reused.
@@ -34,15 +41,22 @@ from urllib.parse import urlsplit
 import httptools
 
 from .errors import ConfigurationError, RequestTimeout, TransportError
+from .stats import Stats
 from .transport import HttpResponse, _TransportClosed, endpoint_host
 
 __all__ = ["LeanTransport"]
 
 _REQUEST_LINE = "POST / HTTP/1.1\r\n"
+# A connection quiet for this long may have been closed by the server's idle timeout (seconds
+# at the shortest: Node.js's is 5 s): before writing on it, the event loop gets to read a
+# close that may be waiting, so that the request moves instead of being lost on the way.
+_QUIET = 1.0
 
 
-class _ClosedBeforeAnswer(TransportError):
-    """The server closed the connection before sending any byte of its answer."""
+class _NotSent(TransportError):
+    """The connection was seen closed before any byte of the request was written to it."""
+
+    maybe_applied = False
 
 
 class _Connection(asyncio.Protocol):
@@ -123,8 +137,9 @@ class _Connection(asyncio.Protocol):
             # Headers are in and the body had no declared length: it ends here.
             waiter.set_result(HttpResponse(self._status, self._headers, b"".join(self._body)))
         elif not self._received:
+            # Not a byte of answer, but the request was written: it may have been applied.
             waiter.set_exception(
-                _ClosedBeforeAnswer(f"{self._label} closed the connection before answering")
+                TransportError(f"{self._label} closed the connection before answering")
             )
         else:
             detail = f": {exc!r}" if exc is not None else ""
@@ -135,9 +150,14 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        # Fresh containers for each answer: the previous answer's were handed out with it.
+        self._status = 0
+        self._headers = {}
+        self._body = []
         if self._waiter is None:
-            # A second answer right behind the first one, in the same read.
-            self.reusable = False
+            # An answer nobody asked for, right behind the first one in the same read: the
+            # server is out of step with us, nothing more from it can be trusted.
+            self.abort()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
@@ -162,8 +182,6 @@ class _Connection(asyncio.Protocol):
         if 100 <= status < 200:
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
             self._status = 0
-            self._headers = {}
-            self._body = []
             return
         waiter, self._waiter = self._waiter, None
         if not self._parser.should_keep_alive():
@@ -174,23 +192,28 @@ class _Connection(asyncio.Protocol):
     # -- used by the pool ----------------------------------------------------------------
 
     def request(self, data: bytes) -> asyncio.Future[HttpResponse]:
-        """Write one request; the future resolves with its whole answer."""
+        """Write one request; the future resolves with its whole answer.
+
+        Raises ``_NotSent`` when the connection is already known closed: nothing written."""
         transport = self.transport
         loop = self._loop
         if not self.reusable or transport is None or loop is None or transport.is_closing():
-            raise _ClosedBeforeAnswer(f"connection to {self._label} is closed")
+            raise _NotSent(f"connection to {self._label} is closed")
         waiter: asyncio.Future[HttpResponse] = loop.create_future()
         self._waiter = waiter
         self._deadline = deadline = loop.time() + self._timeout
         if self._timer is None:
             self._timer = loop.call_at(deadline, self._check_deadline)
-        self._status = 0
-        self._headers = {}
-        self._body = []
+        self._status = 0  # (headers and body start afresh with the answer: on_message_begin)
         self._framed = False
         self._received = False
         transport.write(data)
         return waiter
+
+    def quiet_for(self) -> float:
+        """Seconds since the last request was written on this connection."""
+        loop = self._loop
+        return 0.0 if loop is None else loop.time() - self._deadline + self._timeout
 
     def _check_deadline(self) -> None:
         self._timer = None
@@ -236,6 +259,10 @@ class LeanTransport:
 
     Bound to the event loop it is first used on. ``close()`` closes every connection, idle
     or busy (a request in flight fails with ``TransportError``); it cannot be used afterwards.
+
+    ``resends`` counts the requests moved to a new connection because the pooled one was
+    seen closed before the request was written; a client's ``Dispatcher`` binds its
+    ``Stats`` so that ``stats().resends`` counts them too.
     """
 
     __slots__ = (
@@ -251,8 +278,10 @@ class LeanTransport:
         "_read_timeout",
         "_slots",
         "_ssl",
+        "_stats",
         "_tls",
         "max_connections",
+        "resends",
     )
 
     def __init__(
@@ -284,6 +313,12 @@ class LeanTransport:
         self._all: set[_Connection] = set()
         self._slots = asyncio.Semaphore(max_connections)
         self._closed = False
+        self._stats: Stats | None = None
+        self.resends = 0
+
+    def bind_stats(self, stats: Stats) -> None:
+        """Count resends in ``stats`` too (the client's, so that ``stats()`` shows them)."""
+        self._stats = stats
 
     def __repr__(self) -> str:
         return f"LeanTransport({self._label!r}, max_connections={self.max_connections})"
@@ -295,22 +330,37 @@ class LeanTransport:
 
     async def send(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if self._closed:
-            raise _TransportClosed(f"the transport to {self._label} is closed")
+            raise _closed_error(self._label)
         request = self._encode(headers, body)
         async with self._slots:
             conn = self._take_idle()
-            if conn is not None:
+            if conn is None:
+                conn = await self._connect()
+            elif conn.quiet_for() >= _QUIET:
+                # A close the server sent may be waiting unread: two turns of the loop read
+                # it (the first only polls: its callbacks run after this task's turn).
                 try:
-                    return await self._exchange(conn, request)
-                except _ClosedBeforeAnswer:
-                    # Closed without a byte of answer: in practice the server's idle
-                    # timeout closing the connection as we wrote on it, the request unread.
-                    # Sent once more on a new connection (as urllib3 and aiohttp do).
-                    pass
-            return await self._exchange(await self._connect(), request)
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                except BaseException:  # cancelled: nothing was written, the connection stays
+                    self._idle.append(conn)
+                    raise
+            try:
+                waiter = conn.request(request)
+            except _NotSent:
+                # Seen closed before a byte was written: the request provably never left,
+                # so it may go out on a new connection. Nothing else is ever sent again
+                # here: a request that left may have been applied (POST is not
+                # idempotent, and neither aiohttp nor urllib3 resends one either).
+                self._drop(conn, abort=True)
+                self._count_resend()
+                conn = await self._connect()
+                waiter = self._request(conn, request)
+            return await self._exchange(conn, waiter)
 
     async def close(self) -> None:
         self._closed = True
+        # Fails the requests in flight: written, so they may have been applied.
         error = _TransportClosed(f"the transport to {self._label} was closed")
         conns = list(self._all)
         self._all.clear()
@@ -357,21 +407,38 @@ class LeanTransport:
         return add_host
 
     def _take_idle(self) -> _Connection | None:
+        """The most recently used live idle connection; closed ones on the way are dropped
+        (a request that finds its pooled connection closed moves on: one resend)."""
         idle = self._idle
+        stale = False
         while idle:
             conn = idle.pop()
             transport = conn.transport
             if conn.reusable and transport is not None and not transport.is_closing():
+                if stale:
+                    self._count_resend()
                 return conn
             self._all.discard(conn)
+            stale = True
+        if stale:
+            self._count_resend()
         return None
 
-    async def _exchange(self, conn: _Connection, request: bytes) -> HttpResponse:
+    def _count_resend(self) -> None:
+        self.resends += 1
+        if self._stats is not None:
+            self._stats.resends += 1
+
+    def _request(self, conn: _Connection, request: bytes) -> asyncio.Future[HttpResponse]:
         try:
-            waiter = conn.request(request)
+            return conn.request(request)
         except BaseException:
             self._drop(conn, abort=True)
             raise
+
+    async def _exchange(
+        self, conn: _Connection, waiter: asyncio.Future[HttpResponse]
+    ) -> HttpResponse:
         try:
             response = await waiter
         except BaseException:  # failed, timed out or cancelled: its state is unknown
@@ -395,7 +462,7 @@ class LeanTransport:
         label = self._label
         read_timeout = self._read_timeout
         if self._closed:
-            raise _TransportClosed(f"the transport to {label} is closed")
+            raise _closed_error(label)
         context = None
         if self._tls:
             context = self._ssl
@@ -411,13 +478,24 @@ class LeanTransport:
                     server_hostname=self._host if context is not None else None,
                 )
         except TimeoutError as exc:
-            raise RequestTimeout(
+            error: TransportError = RequestTimeout(
                 f"could not connect to {label} within {self._connect_timeout:g}s"
-            ) from exc
+            )
+            error.maybe_applied = False  # no connection, nothing sent
+            raise error from exc
         except OSError as exc:  # refused, unreachable, unknown name, TLS failure
-            raise TransportError(f"could not connect to {label}: {exc!r}") from exc
+            error = TransportError(f"could not connect to {label}: {exc!r}")
+            error.maybe_applied = False
+            raise error from exc
         if self._closed:
             conn.abort()
-            raise _TransportClosed(f"the transport to {label} is closed")
+            raise _closed_error(label)
         self._all.add(conn)
         return conn
+
+
+def _closed_error(label: str) -> _TransportClosed:
+    """The error of a send refused because the transport is closed: nothing was sent."""
+    error = _TransportClosed(f"the transport to {label} is closed")
+    error.maybe_applied = False
+    return error

@@ -18,7 +18,10 @@ class StatsSnapshot:
     after a retryable failure; ``throttles`` the throttling answers among those; ``errors``
     the error answers by code; ``consumed_capacity`` the capacity units DynamoDB reported per
     table (only when the client asks for ``ReturnConsumedCapacity``); ``coalesced_gets`` the
-    ``get`` calls served by ``coalesced_batches`` BatchGetItem calls (``coalesce_gets=True``).
+    ``get`` calls served by ``coalesced_batches`` BatchGetItem calls (``coalesce_gets=True``);
+    ``resends`` the requests the lean transport moved to a new connection because the pooled
+    one it took was seen closed before any byte of the request was written (never a second
+    send: a request that left is never sent again outside the retry policy).
     """
 
     requests: Mapping[str, int] = field(default_factory=dict)
@@ -28,6 +31,7 @@ class StatsSnapshot:
     consumed_capacity: Mapping[str, float] = field(default_factory=dict)
     coalesced_gets: int = 0
     coalesced_batches: int = 0
+    resends: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -43,6 +47,7 @@ class Stats:
         "consumed_capacity",
         "errors",
         "requests",
+        "resends",
         "retries",
         "throttles",
     )
@@ -55,6 +60,7 @@ class Stats:
         self.consumed_capacity: defaultdict[str, float] = defaultdict(float)
         self.coalesced_gets = 0
         self.coalesced_batches = 0
+        self.resends = 0
 
     def record_capacity(self, consumed: Any) -> None:
         """Add a response's ``ConsumedCapacity`` (one entry or a list of them)."""
@@ -75,4 +81,5 @@ class Stats:
             consumed_capacity=dict(self.consumed_capacity),
             coalesced_gets=self.coalesced_gets,
             coalesced_batches=self.coalesced_batches,
+            resends=self.resends,
         )

@@ -24,7 +24,7 @@ import gc
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -126,12 +126,28 @@ class AiohttpTransport:
 
     Responses are read raw (``auto_decompress=False``) so that the CRC32 DynamoDB computes
     over the bytes it sent can be checked. TLS certificates are always verified.
+
+    Timeouts mean what they mean for ``LeanTransport``: ``connect_timeout`` bounds
+    connecting, ``read_timeout`` the whole answer, counted from the moment the request has
+    its connection (not aiohttp's ``sock_read``, which restarts on every byte, so that an
+    answer trickled byte by byte would never time out). A request that never left (a
+    connection that could not be made, a proxy that refused the tunnel) fails with
+    ``maybe_applied`` false.
+
+    ``HTTP_PROXY`` / ``HTTPS_PROXY`` (and ``NO_PROXY``) are read when the first request
+    opens the session, as urllib reads them; credentials in the proxy URL are sent as
+    ``Proxy-Authorization: Basic``. (aiohttp's own ``trust_env`` is not used: it reads the
+    environment on every request in a thread, and would add ``~/.netrc`` credentials as an
+    ``Authorization`` header, which a signed request already has.)
     """
 
     __slots__ = (
         "_closed",
         "_connect_timeout",
         "_max_connections",
+        "_proxy",
+        "_proxy_auth",
+        "_proxy_headers",
         "_read_timeout",
         "_session",
         "_url",
@@ -146,27 +162,51 @@ class AiohttpTransport:
         read_timeout: float = 60.0,
     ) -> None:
         endpoint_host(endpoint_url)  # validates
+        if not connect_timeout > 0 or not read_timeout > 0:
+            raise ConfigurationError("connect_timeout and read_timeout must be positive")
         parts = urlsplit(endpoint_url)
         self._url = f"{parts.scheme}://{parts.netloc}/"
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._session: Any = None
+        self._proxy: str | None = None
+        self._proxy_auth: str | None = None  # Proxy-Authorization in a plain-HTTP request
+        self._proxy_headers: dict[str, str] | None = None  # ... in an HTTPS tunnel's CONNECT
         self._closed = False
 
     def _open(self) -> Any:
         # Imported here: aiohttp costs ~100 ms to import and a scripted transport never needs it.
         import aiohttp
 
+        self._proxy, auth = _env_proxy(self._url)
+        if auth is not None:
+            # A plain-HTTP request goes to the proxy itself, which reads its credentials from
+            # the request; an HTTPS one through a tunnel, whose CONNECT carries them.
+            if self._url.startswith("https:"):
+                self._proxy_headers = {"Proxy-Authorization": auth}
+            else:
+                self._proxy_auth = auth
+        read_timeout = self._read_timeout
+
+        async def start_read_deadline(session: Any, context: Any, params: Any) -> None:
+            # The request has its connection (new or reused): the answer is due within
+            # read_timeout from now, however it trickles in.
+            deadline = context.trace_request_ctx
+            if isinstance(deadline, asyncio.Timeout):
+                deadline.reschedule(asyncio.get_running_loop().time() + read_timeout)
+
+        tracing = aiohttp.TraceConfig()
+        tracing.on_connection_create_end.append(start_read_deadline)
+        tracing.on_connection_reuseconn.append(start_read_deadline)
         connector = aiohttp.TCPConnector(
             limit=self._max_connections, limit_per_host=0, keepalive_timeout=30.0
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=self._connect_timeout, sock_read=self._read_timeout
-            ),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
+            trace_configs=[tracing],
         )
         return self._session
 
@@ -175,28 +215,87 @@ class AiohttpTransport:
 
         if self._closed:
             # Opening a new session here would leak it: nobody would close it again.
-            raise _TransportClosed(f"the transport to {self._url} is closed")
+            error: TransportError = _TransportClosed(f"the transport to {self._url} is closed")
+            error.maybe_applied = False
+            raise error
         session = self._session or self._open()
+        if self._proxy_auth is not None:
+            headers = {**headers, "Proxy-Authorization": self._proxy_auth}
+        sent = True  # may the request have left? False once aiohttp says it could not
         try:
-            async with session.post(self._url, data=body, headers=headers) as resp:
-                data = await resp.read()
-                return HttpResponse(resp.status, resp.headers, data)
+            # No deadline until the request has a connection (waiting for one is bounded
+            # by the pool, connecting by sock_connect); then read_timeout for the answer.
+            async with asyncio.timeout(None) as deadline:
+                async with session.post(
+                    self._url,
+                    data=body,
+                    headers=headers,
+                    proxy=self._proxy,
+                    proxy_headers=self._proxy_headers,
+                    trace_request_ctx=deadline,
+                ) as resp:
+                    data = await resp.read()
+                    return HttpResponse(resp.status, _headers(resp.headers), data)
         except TimeoutError as exc:  # aiohttp's socket timeouts are TimeoutError subclasses
-            raise RequestTimeout(f"no answer from {self._url}: {exc!r}") from exc
+            error = RequestTimeout(f"no answer from {self._url}: {exc!r}")
+            # A connect timeout (sock_connect) sent nothing.
+            error.maybe_applied = not isinstance(exc, aiohttp.ConnectionTimeoutError)
+            raise error from exc
         except aiohttp.ClientError as exc:
+            # Connecting failed (refused, DNS, TLS, a proxy refusing the tunnel): not sent.
+            sent = not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientHttpProxyError)
             if not hasattr(exc, "request_info"):
-                raise TransportError(f"request to {self._url} failed: {exc!r}") from exc
+                error = TransportError(f"request to {self._url} failed: {exc!r}")
+                error.maybe_applied = sent
+                raise error from exc
             # A ClientResponseError's repr and args hold the request's headers: the signature
             # and the session token. Keep its text only, raised outside this block so that
             # not even __context__ leads back to it.
             detail = f"{type(exc).__name__}: {exc}"
-        raise TransportError(f"request to {self._url} failed: {detail}")
+        error = TransportError(f"request to {self._url} failed: {detail}")
+        error.maybe_applied = sent
+        raise error
 
     async def close(self) -> None:
         self._closed = True
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _headers(headers: Any) -> Mapping[str, str]:
+    """aiohttp's headers as they are (a case-insensitive multidict), unless ``x-amz-crc32``
+    is there twice: ``get`` would give the first one only, and the check must see both (it
+    fails on them, as it does for the lean transport, which joins repeated headers)."""
+    if len(headers.getall("x-amz-crc32", ())) < 2:
+        return cast(Mapping[str, str], headers)
+    joined: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    return joined
+
+
+def _env_proxy(url: str) -> tuple[str | None, str | None]:
+    """The proxy for ``url`` from the environment (``HTTP(S)_PROXY``, ``NO_PROXY``), as
+    urllib reads it, and the ``Proxy-Authorization`` value for credentials in its URL."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None, None
+    proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if proxy_parts.username is None:
+        return proxy_parts.geturl(), None
+    import base64
+    from urllib.parse import unquote
+
+    user = unquote(proxy_parts.username)
+    password = unquote(proxy_parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    netloc = proxy_parts.netloc.rpartition("@")[2]
+    return proxy_parts._replace(netloc=netloc).geturl(), f"Basic {token}"
 
 
 def _encode(operation: str, payload: Mapping[str, Any]) -> bytes:
@@ -246,6 +345,11 @@ class Dispatcher:
         self._limiter = limiter
         self._timeout = timeout
         self.stats = stats if stats is not None else Stats()
+        # A transport that counts events of its own (LeanTransport's resends) counts them
+        # into these stats too, so that Client.stats() shows them.
+        bind_stats = getattr(transport, "bind_stats", None)
+        if bind_stats is not None:
+            bind_stats(self.stats)
         self._target = target_prefix + "."
         self._base_headers = {
             "Host": host,
@@ -374,7 +478,11 @@ class Dispatcher:
     def _read(self, operation: str, response: HttpResponse, read: Read[T]) -> T:
         body = response.body
         expected = response.headers.get("x-amz-crc32")
-        if expected is not None and expected.isdigit() and int(expected) != _crc32(body):
+        # A header that cannot be checked fails like a wrong one, never skips the check: a
+        # doubled header (joined "a, b" by the transport), an empty or non-decimal value.
+        if expected is not None and (
+            not (expected.isdigit() and expected.isascii()) or int(expected) != _crc32(body)
+        ):
             raise ChecksumMismatch(f"{operation}: x-amz-crc32 does not match the body")
         if len(body) < _PAUSE_GC_BYTES or not _gc_isenabled():
             return read(self._decode(operation, response))
@@ -386,6 +494,12 @@ class Dispatcher:
 
     def _decode(self, operation: str, response: HttpResponse) -> dict[str, Any]:
         body = response.body
+        status = response.status
+        if not body and status < 300:
+            # Every DynamoDB JSON operation answers a success with a JSON object ("{}" at
+            # the least): an empty one is an answer lost on the way, not an empty result,
+            # and the request may have been applied.
+            raise TransportError(f"{operation}: empty answer body (HTTP {status})")
         try:
             data = _loads(body) if body else {}
         except orjson.JSONDecodeError as exc:

@@ -9,8 +9,16 @@ from typing import Any
 
 import pytest
 
-from asyncdyn import ConfigurationError, RequestTimeout, TransportError
-from asyncdyn.lean import LeanTransport, _ClosedBeforeAnswer, _Connection
+from asyncdyn import (
+    AsyncDynError,
+    Attr,
+    Client,
+    ConfigurationError,
+    RequestTimeout,
+    RetryPolicy,
+    TransportError,
+)
+from asyncdyn.lean import LeanTransport, _Connection, _NotSent
 from asyncdyn.transport import HttpResponse
 
 SECRET = "AWS4-HMAC-SHA256 Credential=AKID/x, Signature=deadbeefsecret"
@@ -152,16 +160,17 @@ async def test_truncated_content_length_body_fails() -> None:
     await settle()
     with pytest.raises(TransportError, match="mid-answer") as info:
         waiter.result()
-    assert not isinstance(info.value, _ClosedBeforeAnswer)
+    assert info.value.maybe_applied
 
 
-async def test_close_before_any_byte_is_distinguished() -> None:
+async def test_close_after_writing_before_any_byte_of_answer_may_have_applied() -> None:
     conn, transport = connection()
     waiter = conn.request(b"x")
     transport.lose(None)
     await settle()
-    with pytest.raises(_ClosedBeforeAnswer, match="before answering"):
+    with pytest.raises(TransportError, match="before answering") as info:
         waiter.result()
+    assert info.value.maybe_applied and not isinstance(info.value, _NotSent)
 
 
 @pytest.mark.parametrize(
@@ -243,20 +252,48 @@ async def test_bytes_while_idle_kill_the_connection() -> None:
 
 
 async def test_second_answer_in_the_same_read_kills_the_connection() -> None:
-    conn, _ = connection()
+    conn, transport = connection()
     waiter = conn.request(b"x")
     conn.data_received(OK + OK)
     assert waiter.result().body == b"{}"  # the first answer is still the answer
     assert not conn.reusable
+    assert transport.aborted  # an answer nobody asked for: the connection is discarded
+    await settle()
+
+
+async def test_second_answer_in_the_same_read_leaves_the_first_headers_alone() -> None:
+    conn, _ = connection()
+    waiter = conn.request(b"x")
+    second = b'HTTP/1.1 200 OK\r\nContent-Length: 7\r\nx-amz-crc32: 1\r\nX-Other: 2\r\n\r\n{"a":1}'
+    conn.data_received(OK + second)
+    response = waiter.result()
+    assert response == HttpResponse(
+        200, {"content-length": "2", "x-amz-crc32": "2745614147"}, b"{}"
+    )
+    await settle()
+
+
+async def test_unasked_answer_after_the_first_read_does_not_leak_into_the_next() -> None:
+    # The first answer is complete; a stray second answer starts in the same read and ends
+    # in a later one: the connection is gone, the next request never sees those bytes.
+    conn, transport = connection()
+    waiter = conn.request(b"x")
+    conn.data_received(OK + b"HTTP/1.1 200 OK\r\nx-amz-crc32: 7\r\n")
+    assert waiter.result().headers == {"content-length": "2", "x-amz-crc32": "2745614147"}
+    assert transport.aborted and not conn.reusable
+    await settle()
+    with pytest.raises(_NotSent):
+        conn.request(b"y")
 
 
 async def test_request_on_a_closed_connection_raises_at_once() -> None:
     conn, transport = connection()
     transport.lose(None)
     await settle()
-    with pytest.raises(_ClosedBeforeAnswer):
+    with pytest.raises(_NotSent) as info:
         conn.request(b"x")
     assert transport.written == []
+    assert not info.value.maybe_applied
 
 
 # -- the pool, on a fake loop.create_connection --------------------------------------------
@@ -423,18 +460,117 @@ async def test_connection_closed_while_idle_is_discarded(network_on_loop: FakeNe
     await lean.close()
 
 
-async def test_reused_connection_closed_before_answering_is_retried_once(
+async def test_reused_connection_closed_after_the_request_is_not_resent(
     network_on_loop: FakeNetwork,
 ) -> None:
+    # The server reads the request, applies it, and closes without answering: resending it
+    # would apply it twice. The error says it may have been applied.
+    applied: list[bytes] = []
     lean = LeanTransport("http://db.example")
-    await lean.send(HEADERS, b"")
+    await lean.send(HEADERS, b"first")
     first = network_on_loop.transports[0]
-    # The server closes it just as the next request goes out (the keep-alive race).
-    first.on_write = lambda t, data: t.lose(None)
+
+    def apply_and_close(t: FakeTransport, data: bytes) -> None:
+        applied.append(data)
+        t.lose(None)
+
+    first.on_write = apply_and_close
+    network_on_loop.handler = apply_and_close
+    with pytest.raises(TransportError, match="before answering") as info:
+        await lean.send(HEADERS, b"second")
+    assert info.value.maybe_applied
+    assert len(applied) == 1 and applied[0].endswith(b"second")
+    assert len(network_on_loop.transports) == 1  # no second connection, no second send
+    assert lean.resends == 0
+    await lean.close()
+
+
+async def test_reused_connection_seen_closed_before_writing_moves_the_request(
+    network_on_loop: FakeNetwork,
+) -> None:
+    # The server closed the idle connection and we saw it (EOF) before writing: the request
+    # never left, so it goes out on a new connection, counted as a resend.
+    lean = LeanTransport("http://db.example")
+    await lean.send(HEADERS, b"first")
+    network_on_loop.transports[0].lose(None)  # the server's idle timeout
+    await settle()
     response = await lean.send(HEADERS, b"second")
     assert response.body == b"{}"
-    assert len(network_on_loop.transports) == 2
+    assert [len(t.written) for t in network_on_loop.transports] == [1, 1]
     assert network_on_loop.transports[1].written[0].endswith(b"second")
+    assert lean.resends == 1
+    await lean.close()
+
+
+async def test_close_waiting_on_a_quiet_connection_is_read_before_writing(
+    network_on_loop: FakeNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server's idle close reaches us as we take the connection, still unread: a quiet
+    # connection lets the loop read it before writing, and the request moves, unsent.
+    monkeypatch.setattr("asyncdyn.lean._QUIET", 0.01)
+    lean = LeanTransport("http://db.example")
+    await lean.send(HEADERS, b"first")
+    await asyncio.sleep(0.02)
+    first = network_on_loop.transports[0]
+    asyncio.get_running_loop().call_soon(first.lose, None)  # the close, not yet read
+    assert (await lean.send(HEADERS, b"second")).body == b"{}"
+    assert [len(t.written) for t in network_on_loop.transports] == [1, 1]
+    assert lean.resends == 1
+    # A connection in steady use is written on at once, without the extra turns.
+    network_on_loop.transports[1].on_write = lambda t, data: t.lose(None)
+    with pytest.raises(TransportError, match="before answering"):
+        await lean.send(HEADERS, b"third")
+    assert lean.resends == 1
+    await lean.close()
+
+
+async def test_cancelled_while_checking_a_quiet_connection_keeps_it_pooled(
+    network_on_loop: FakeNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("asyncdyn.lean._QUIET", 0.0)
+    lean = LeanTransport("http://db.example")
+    await lean.send(HEADERS, b"first")
+    task = asyncio.create_task(lean.send(HEADERS, b"cancelled"))
+    await asyncio.sleep(0)  # the task took the connection and yields to read a close
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await lean.send(HEADERS, b"third")
+    assert [len(t.written) for t in network_on_loop.transports] == [2]  # nothing written
+    assert lean.open_connections == 1
+    await lean.close()
+
+
+async def test_new_connection_seen_closed_before_writing_moves_the_request(
+    network_on_loop: FakeNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server accepts and closes at once, and we see it before writing: not sent, so the
+    # request may go out once on another connection; only once.
+    connect = network_on_loop.create_connection
+    closed_at_once = 1
+
+    async def connect_then_close(*args: Any, **kwargs: Any) -> tuple[FakeTransport, Any]:
+        nonlocal closed_at_once
+        transport, protocol = await connect(*args, **kwargs)
+        if closed_at_once:
+            closed_at_once -= 1
+            transport.lose(None)
+            await settle()
+        return transport, protocol
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", connect_then_close)
+    lean = LeanTransport("http://db.example")
+    assert (await lean.send(HEADERS, b"x")).body == b"{}"
+    assert [len(t.written) for t in network_on_loop.transports] == [0, 1]
+    assert lean.resends == 1
+    closed_at_once = 2  # closed again on the second try: the error says nothing was sent
+    await lean.close()
+    lean = LeanTransport("http://db.example")
+    with pytest.raises(TransportError) as info:
+        await lean.send(HEADERS, b"x")
+    assert not info.value.maybe_applied
+    assert [len(t.written) for t in network_on_loop.transports[2:]] == [0, 0]
+    assert lean.resends == 1
 
 
 async def test_fresh_connection_closed_before_answering_fails(
@@ -442,18 +578,57 @@ async def test_fresh_connection_closed_before_answering_fails(
 ) -> None:
     network_on_loop.handler = lambda t, data: t.lose(None)
     lean = LeanTransport("http://db.example")
-    with pytest.raises(TransportError, match="before answering"):
+    with pytest.raises(TransportError, match="before answering") as info:
         await lean.send(HEADERS, b"")
+    assert info.value.maybe_applied
     assert len(network_on_loop.transports) == 1  # a new connection is not retried
+    assert lean.resends == 0
 
 
-async def test_retry_happens_only_once(network_on_loop: FakeNetwork) -> None:
+async def test_update_applied_once_when_the_answer_is_lost(network_on_loop: FakeNetwork) -> None:
+    # Through a client with one attempt: the caller hears of the failure, never a success
+    # made of a second, silent send; the server applied the update once.
+    applied = 0
+
+    def server(t: FakeTransport, data: bytes) -> None:
+        nonlocal applied
+        if b"UpdateItem" in data:
+            applied += 1
+            t.lose(None)  # applied, then the connection dies before the answer
+        else:
+            t.reply(OK)
+
+    network_on_loop.handler = server
     lean = LeanTransport("http://db.example")
-    await lean.send(HEADERS, b"")
-    network_on_loop.handler = lambda t, data: t.lose(None)
-    with pytest.raises(TransportError, match="before answering"):
-        await lean.send(HEADERS, b"")
-    assert len(network_on_loop.transports) == 2
+    async with Client(
+        region="us-east-1",
+        endpoint_url="http://db.example",
+        credentials=("AKIDEXAMPLE", "secret"),
+        retry=RetryPolicy(max_attempts=1),
+        transport=lean,
+    ) as db:
+        await db.table("T").get({"PK": "a"})  # leaves a keep-alive connection idle
+        with pytest.raises(AsyncDynError):
+            await db.table("T").update({"PK": "a"}, Attr("n").add(1))
+        assert applied == 1
+        assert db.stats().resends == 0
+
+
+async def test_resends_are_counted_in_client_stats(network_on_loop: FakeNetwork) -> None:
+    lean = LeanTransport("http://db.example")
+    async with Client(
+        region="us-east-1",
+        endpoint_url="http://db.example",
+        credentials=("AKIDEXAMPLE", "secret"),
+        retry=RetryPolicy(max_attempts=1),
+        transport=lean,
+    ) as db:
+        await db.table("T").get({"PK": "a"})
+        network_on_loop.transports[0].lose(None)
+        await settle()
+        assert await db.table("T").get({"PK": "a"}) is None
+        assert db.stats().resends == 1
+        assert db.stats().retries == 0
 
 
 async def test_reused_connection_dying_mid_answer_is_not_retried(
@@ -542,8 +717,9 @@ async def test_slow_answers_within_the_timeout_keep_the_connection(
 async def test_connect_timeout(network_on_loop: FakeNetwork) -> None:
     network_on_loop.connect_delay = 1.0
     lean = LeanTransport("http://db.example", connect_timeout=0.02)
-    with pytest.raises(RequestTimeout, match="could not connect to http://db.example"):
+    with pytest.raises(RequestTimeout, match="could not connect to http://db.example") as info:
         await lean.send(HEADERS, b"")
+    assert not info.value.maybe_applied
 
 
 @pytest.mark.parametrize(
@@ -558,6 +734,7 @@ async def test_connect_error_names_the_endpoint_not_the_headers(
     with pytest.raises(TransportError) as info:
         await lean.send(HEADERS, b"")
     message = str(info.value)
+    assert not info.value.maybe_applied  # the request never left
     assert "https://db.example:8443" in message
     assert "deadbeef" not in message and "pw" not in message
     assert not isinstance(info.value, RequestTimeout)
@@ -591,9 +768,11 @@ async def test_close_fails_requests_in_flight_and_later_sends(
     for pending in (task, other):
         with pytest.raises(TransportError, match="closed"):
             await pending
+        assert pending.exception().maybe_applied  # type: ignore[union-attr]  # in flight
     assert all(t.closing for t in network_on_loop.transports)
-    with pytest.raises(TransportError, match="closed"):
+    with pytest.raises(TransportError, match="closed") as info:
         await lean.send(HEADERS, b"")
+    assert not info.value.maybe_applied  # refused before sending
     assert lean.open_connections == 0
 
 

@@ -414,7 +414,9 @@ async def test_aiohttp_errors_do_not_show_the_request_headers() -> None:
         """aiohttp raises ClientResponseError (with the request's headers in its args) for
         an answer it cannot parse."""
 
-        def post(self, target: str, *, data: bytes, headers: Mapping[str, str]) -> Any:
+        def post(
+            self, target: str, *, data: bytes, headers: Mapping[str, str], **options: Any
+        ) -> Any:
             info = aiohttp.RequestInfo(url, "POST", CIMultiDictProxy(CIMultiDict(headers)), url)
             raise aiohttp.ClientResponseError(info, (), status=400, message="Invalid header")
 

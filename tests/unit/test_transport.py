@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from asyncdyn import (
+    AsyncDynError,
     ChecksumMismatch,
     Client,
     ConditionalCheckFailed,
@@ -232,3 +233,68 @@ def test_endpoint_host() -> None:
     )
     assert endpoint_host("https://example.com:443/") == "example.com"
     assert endpoint_host("http://[::1]:8000") == "[::1]:8000"
+
+
+@pytest.mark.parametrize(
+    "crc",
+    ["{good}, {good}", "{good}, 1", "1, {good}", "", " {good}", "0x1f", "²", "-1", "abc"],
+    ids=[
+        "doubled",
+        "doubled-second-wrong",
+        "doubled-first-wrong",
+        "empty",
+        "space",
+        "hex",
+        "unicode-digit",
+        "negative",
+        "letters",
+    ],
+)
+async def test_duplicated_or_malformed_crc_is_a_checksum_mismatch(
+    client: Client, transport: ScriptedTransport, crc: str
+) -> None:
+    # Never "skip the check": a header that cannot be checked fails like a wrong one.
+    good = answer({"Item": {"PK": {"S": "a"}}})
+    value = crc.format(good=good.headers["x-amz-crc32"])
+    transport.default = HttpResponse(200, {"x-amz-crc32": value}, good.body)
+    with pytest.raises(RetriesExhausted) as info:
+        await client.table("T").get({"PK": "a"})
+    assert isinstance(info.value.last_error, ChecksumMismatch)
+    assert info.value.last_error.maybe_applied
+
+
+async def test_empty_2xx_body_is_a_transport_fault_and_retried(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    # No DynamoDB JSON operation answers with an empty body (an empty answer is "{}"):
+    # an empty 200 is a lost answer, never "no items".
+    transport.steps = [
+        HttpResponse(200, {}, b""),
+        HttpResponse(200, {"x-amz-crc32": "0"}, b""),
+        answer({"Responses": {"T": [{"PK": {"S": "a"}}]}}),
+    ]
+    got = await client.table("T").batch_get([{"PK": "a"}, {"PK": "b"}])
+    assert got == [{"PK": "a"}, None]
+    assert len(transport.requests) == 3
+
+
+@pytest.mark.parametrize("operation", ["batch_get", "batch_write", "get"])
+async def test_empty_2xx_body_exhausts_to_a_transport_error(
+    client: Client, transport: ScriptedTransport, operation: str
+) -> None:
+    # Before: batch_get returned [None, None] and batch_write "succeeded".
+    transport.default = HttpResponse(200, {}, b"")
+    table = client.table("T", key=("PK",))
+    with pytest.raises(AsyncDynError) as info:
+        if operation == "batch_get":
+            await table.batch_get([{"PK": "a"}, {"PK": "b"}])
+        elif operation == "batch_write":
+            await table.batch_write(puts=[{"PK": "a"}])
+        else:
+            await table.get({"PK": "a"})
+    # The typed transport fault is the error, its last_error or its cause.
+    error: BaseException | None = info.value
+    while error is not None and not isinstance(error, TransportError):
+        error = getattr(error, "last_error", None) or error.__cause__
+    assert isinstance(error, TransportError) and error.maybe_applied
+    assert "empty answer body" in str(error)

@@ -263,7 +263,12 @@ class OutcomeUnknown(AsyncDynError):
 
     Read the item to find out, make the write idempotent (``update(..., idempotent=True)``),
     or opt into at-least-once with ``RetryPolicy(retry_unknown_outcome=True)``.
+
+    ``item`` is the stored item when a resent conditional write found its condition false
+    and the item did not prove that the first attempt was applied (``None`` otherwise).
     """
+
+    item: dict[str, Any] | None = None
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from .errors import ConfigurationError, RequestTimeout, TransportError
+from .resend import transparent_resend
 from .transport import HttpResponse, _TransportClosed, endpoint_host
 
 __all__ = ["LeanTransport"]
@@ -305,8 +306,11 @@ class LeanTransport:
                 except _ClosedBeforeAnswer:
                     # Closed without a byte of answer: in practice the server's idle
                     # timeout closing the connection as we wrote on it, the request unread.
-                    # Sent once more on a new connection (as urllib3 and aiohttp do).
-                    pass
+                    # Sent once more on a new connection (as urllib3 does) — unless the
+                    # request is a write that a lost answer would apply twice: the
+                    # dispatcher's resend rule decides that one (asyncdyn.resend).
+                    if not transparent_resend.get():
+                        raise
             return await self._exchange(await self._connect(), request)
 
     async def close(self) -> None:

@@ -26,6 +26,11 @@ transactions and raw ``Client.call`` requests alike:
     write. It raises ``OutcomeUnknown`` instead of being resent.
 
 ``RetryPolicy(retry_unknown_outcome=True)`` opts out of all of this (at-least-once).
+
+A transport must not resend on its own what the rule would not: ``transparent_resend`` says,
+for the request being sent in this task, whether it may (the lean transport resends a
+request once when a reused keep-alive connection closes before any byte of the answer —
+usually the server's idle timeout, but a lost answer looks just the same).
 """
 
 from __future__ import annotations
@@ -33,9 +38,13 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["Resend", "resend_rule", "update_is_idempotent"]
+__all__ = ["Resend", "resend_rule", "transparent_resend", "update_is_idempotent"]
+
+transparent_resend: ContextVar[bool] = ContextVar("asyncdyn_transparent_resend", default=True)
+"""Whether the request this task is sending may be sent again below the retry loop."""
 
 
 class Resend(enum.Enum):

@@ -48,7 +48,7 @@ from .errors import (
     error_from_response,
 )
 from .marshal import Decoder
-from .resend import Resend, resend_rule
+from .resend import Resend, resend_rule, transparent_resend
 from .retry import RetryBudget, RetryPolicy
 from .signing import SigV4Signer
 from .stats import Stats
@@ -334,6 +334,32 @@ class Dispatcher:
         body = _encode(operation, payload)
         if budget is None:
             budget = self._retry.start()
+        rule = resend_rule(operation, payload)
+        resendable = rule is Resend.SAFE or self._retry.retry_unknown_outcome
+        if transparent_resend.get() is resendable:
+            return await self._retry_loop(
+                operation, payload, body, budget, read, rule, key, recognise
+            )
+        # The transport must not resend this one on its own either (see asyncdyn.resend).
+        reset = transparent_resend.set(resendable)
+        try:
+            return await self._retry_loop(
+                operation, payload, body, budget, read, rule, key, recognise
+            )
+        finally:
+            transparent_resend.reset(reset)
+
+    async def _retry_loop(
+        self,
+        operation: str,
+        payload: Mapping[str, Any],
+        body: bytes,
+        budget: RetryBudget,
+        read: Read[T],
+        rule: Resend,
+        key: Mapping[str, Any] | None,
+        recognise: Recognise | None,
+    ) -> T:
         # The error of an attempt that may have been applied, once the request is being
         # resent on the strength of recognising its own write (RECOGNISE only).
         lost: AsyncDynError | None = None
@@ -350,7 +376,6 @@ class Dispatcher:
                     if isinstance(exc, ConditionalCheckFailed) or not exc.retryable:
                         raise self._unknown(operation, payload, key, lost, exc) from exc
                 elif exc.maybe_applied and not self._retry.retry_unknown_outcome:
-                    rule = resend_rule(operation, payload)
                     if rule is Resend.NEVER:
                         raise self._unknown(operation, payload, key, exc, None) from exc
                     if rule is Resend.RECOGNISE:

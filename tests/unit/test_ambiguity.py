@@ -7,6 +7,7 @@ request the server applied: nothing the client sees afterwards may count it twic
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,8 @@ from asyncdyn import (
 from asyncdyn.resend import Resend, resend_rule, update_is_idempotent
 from asyncdyn.testing import ScriptedTransport, answer, error, throttled
 from asyncdyn.transport import HttpResponse
+
+from .test_lean import FakeNetwork
 
 KEY = {"PK": "a", "SK": "1"}
 WIRE_KEY = {"PK": {"S": "a"}, "SK": {"S": "1"}}
@@ -483,3 +486,38 @@ def test_update_is_idempotent(expression: str, values: dict[str, Any], idempoten
 )
 def test_resend_rule(operation: str, payload: dict[str, Any], rule: Resend) -> None:
     assert resend_rule(operation, payload) is rule
+
+
+# -- below the retry loop --------------------------------------------------------------------
+
+
+@pytest.fixture
+async def network_on_loop(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
+    fake = FakeNetwork()
+    monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", fake.create_connection)
+    return fake
+
+
+async def test_the_lean_transport_does_not_resend_a_write_on_its_own(
+    network_on_loop: FakeNetwork,
+) -> None:
+    """A reused keep-alive connection closed before any byte of the answer: the server may
+    have read the request (the proxy's lost answer does exactly that), so only a request the
+    resend rule calls safe is sent again on a new connection by the transport itself."""
+    async with Client(
+        region="us-east-1",
+        endpoint_url="http://db.example",
+        credentials=("AKIDEXAMPLE", "secret"),
+        retry=RetryPolicy(max_attempts=4, base=0.0),
+    ) as db:
+        table = db.table("T")
+        await table.get(KEY)
+        first = network_on_loop.transports[0]
+        first.on_write = lambda t, data: t.lose(None)
+        with pytest.raises(OutcomeUnknown):
+            await table.update(KEY, Attr("n").add(1))
+        assert len(network_on_loop.transports) == 1  # not resent on a new connection
+        # A read in the same situation still is, transparently.
+        await table.get(KEY)
+        network_on_loop.transports[-1].on_write = lambda t, data: t.lose(None)
+        assert await table.get(KEY) is None

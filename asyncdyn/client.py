@@ -990,6 +990,9 @@ class Table:
         exists yet), with ``version`` incremented in the same request. Returns what was
         written. A lost race raises ``ConditionalCheckFailed`` whose ``.item`` is the stored
         item as it is now (``None`` if it was deleted): merge, and try again with it.
+
+        When an answer is lost, the resend recognises this call's own write (the version it
+        wrote, with its content) and returns success; when it cannot tell, ``OutcomeUnknown``.
         """
         expected = item.get(version)
         if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
@@ -1016,7 +1019,9 @@ class Table:
         """Read-modify-write under optimistic locking: ``change(current)`` (``None`` when
         there is no item) returns the new item; it is written with ``put_versioned``, and on
         a lost race ``change`` runs again on the item that won, up to ``attempts`` times
-        (then the last ``ConditionalCheckFailed`` is raised). Returns what was written."""
+        (then the last ``ConditionalCheckFailed`` is raised). Returns what was written.
+        ``OutcomeUnknown`` (a write whose answer was lost and that could not be recognised)
+        is raised as it is: running ``change`` again could apply it twice."""
         if attempts < 1:
             raise ConfigurationError("attempts must be at least 1")
         current = await self.get(key, consistent=True)

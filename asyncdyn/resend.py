@@ -36,6 +36,7 @@ usually the server's idle timeout, but a lost answer looks just the same).
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -113,13 +114,29 @@ def update_is_idempotent(expression: str, values: Mapping[str, Any]) -> bool:
     union) and ``DELETE path :set`` (a set difference), none on a list index. ``ADD`` of a
     number, ``+``, ``-`` and ``list_append`` are not.
     """
-    if "list_append" in expression.lower():
+    shape_ok, added = _shape(expression)
+    if not shape_ok:
         return False
+    for placeholder in added:  # ADD of a number counts again; of a set, it is a union
+        value = values.get(placeholder)
+        if not (isinstance(value, Mapping) and any(t in value for t in _SETS)):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape(expression: str) -> tuple[bool, tuple[str, ...]]:
+    """Whether the expression's actions are idempotent whatever its values, and the value
+    placeholders of its ``ADD`` actions (idempotent only for a set). Cached: the builders
+    render one string per shape of update, so this parse runs once per shape."""
+    if "list_append" in expression.lower():
+        return False, ()
     parts = _CLAUSE.split(expression)
     if parts[0].strip():
-        return False
+        return False, ()
     targets: list[str] = []
     sources: list[str] = []
+    added: list[str] = []
     for clause, body in zip(parts[1::2], parts[2::2], strict=True):
         clause = clause.upper()
         for action in _split_actions(body):
@@ -127,38 +144,37 @@ def update_is_idempotent(expression: str, values: Mapping[str, Any]) -> bool:
                 target, eq, operand = action.partition("=")
                 target, operand = target.strip(), operand.strip()
                 if not eq or not _PATH.match(target):
-                    return False
+                    return False, ()
                 if _VALUE.match(operand):
                     pass
                 elif match := _IF_NOT_EXISTS.match(operand):
                     if match.group(1) != target:
-                        return False
+                        return False, ()
                 elif _PATH.match(operand):
                     sources.append(operand)
                 else:  # arithmetic, a function, a list index
-                    return False
+                    return False, ()
             elif clause == "REMOVE":
                 target = action
                 if not _PATH.match(target):
-                    return False
+                    return False, ()
             else:  # ADD / DELETE path :value
                 pieces = action.split()
                 if len(pieces) != 2 or not _PATH.match(pieces[0]) or not _VALUE.match(pieces[1]):
-                    return False
+                    return False, ()
                 target = pieces[0]
                 if clause == "ADD":
-                    value = values.get(pieces[1])
-                    if not (isinstance(value, Mapping) and any(t in value for t in _SETS)):
-                        return False  # ADD of a number counts again
+                    added.append(pieces[1])
             targets.append(target)
     if not targets:
-        return False
+        return False, ()
     # ``SET a = b, b = :x`` copies the old b first and the new b on a resend.
-    return not any(
+    copies_written = any(
         source == target or source.startswith(target + ".")
         for source in sources
         for target in targets
     )
+    return not copies_written, tuple(added)
 
 
 def _split_actions(body: str) -> list[str]:

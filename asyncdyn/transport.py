@@ -368,11 +368,14 @@ class Dispatcher:
                 return await self._attempt(operation, body, budget, read)
             except AsyncDynError as exc:
                 if lost is not None:
-                    if isinstance(exc, ConditionalCheckFailed) and await self._recognised(
-                        operation, payload, exc.item, recognise
-                    ):
-                        self.stats.errors["RecognisedOwnWrite"] += 1
-                        return read({})
+                    if isinstance(exc, ConditionalCheckFailed):
+                        try:
+                            own = await self._recognised(operation, payload, exc.item, recognise)
+                        except AsyncDynError as failed:  # the read-back failed: still unknown
+                            raise self._unknown(operation, payload, key, lost, exc) from failed
+                        if own:
+                            self.stats.errors["RecognisedOwnWrite"] += 1
+                            return read({})
                     if isinstance(exc, ConditionalCheckFailed) or not exc.retryable:
                         raise self._unknown(operation, payload, key, lost, exc) from exc
                 elif exc.maybe_applied and not self._retry.retry_unknown_outcome:

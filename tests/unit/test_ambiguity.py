@@ -304,6 +304,35 @@ async def test_a_conditional_put_reads_the_item_when_the_server_does_not_return_
     assert transport.payloads[2]["ConsistentRead"] is True
 
 
+async def test_a_conditional_put_whose_read_back_fails_is_unknown(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    transport.steps = [lost(), condition_failed(), error("AccessDeniedException", "no GetItem")]
+    with pytest.raises(OutcomeUnknown):
+        await client.table("T", key=("PK", "SK")).put(
+            {**KEY, "v": 1}, condition=Attr("PK").not_exists()
+        )
+
+
+async def test_raw_calls_follow_the_same_rule(client: Client, transport: ScriptedTransport) -> None:
+    item = {**WIRE_KEY, "v": {"N": "1"}}
+    transport.steps = [lost(), condition_failed(item), lost()]
+    put = {"TableName": "T", "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}
+    assert await client.call("PutItem", put) == {}
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client.call(
+            "UpdateItem",
+            {
+                "TableName": "T",
+                "Key": WIRE_KEY,
+                "UpdateExpression": "ADD n :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            },
+        )
+    assert caught.value.key == KEY
+    assert transport.operations == ["PutItem", "PutItem", "UpdateItem"]
+
+
 async def test_a_conditional_put_resent_successfully_succeeds(
     client: Client, transport: ScriptedTransport
 ) -> None:

@@ -456,16 +456,24 @@ class Dispatcher:
         if timeout is None:
             response = await self._send(operation, body)
         else:
+            sending: list[bool] = []
             try:
                 async with asyncio.timeout(timeout):
-                    response = await self._send(operation, body)
+                    response = await self._send(operation, body, sending)
             except TimeoutError as exc:
                 if isinstance(exc, RequestTimeout):
                     raise
-                raise RequestTimeout(f"{operation}: no answer within {timeout:.3f}s") from exc
+                error = RequestTimeout(f"{operation}: no answer within {timeout:.3f}s")
+                if not sending:
+                    # Still waiting for credentials or an in-flight slot: never sent, so
+                    # resending it cannot apply it twice.
+                    error.maybe_applied = False
+                raise error from exc
         return self._read(operation, response, read)
 
-    async def _send(self, operation: str, body: bytes) -> HttpResponse:
+    async def _send(
+        self, operation: str, body: bytes, sending: list[bool] | None = None
+    ) -> HttpResponse:
         headers = dict(self._base_headers)
         headers["X-Amz-Target"] = self._target + operation
         credentials = await self._credentials.get()
@@ -474,6 +482,8 @@ class Dispatcher:
             # Signed inside the limiter so that a request queued behind the limit never
             # carries a stale X-Amz-Date.
             self._signer.sign(headers, body, credentials)
+            if sending is not None:
+                sending.append(True)
             return await self.transport.send(headers, body)
 
     def _read(self, operation: str, response: HttpResponse, read: Read[T]) -> T:

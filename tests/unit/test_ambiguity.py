@@ -517,6 +517,27 @@ def test_resend_rule(operation: str, payload: dict[str, Any], rule: Resend) -> N
     assert resend_rule(operation, payload) is rule
 
 
+async def test_a_write_timed_out_before_it_was_sent_is_resent() -> None:
+    """Timed out while queued behind the in-flight limit: it never left, so even an ADD is
+    sent again (and once)."""
+    transport = ScriptedTransport(default=answer({}))
+    async with Client(
+        region="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        credentials=("AKIDEXAMPLE", "secret"),
+        retry=RetryPolicy(max_attempts=50, base=0.01, cap=0.02),
+        transport=transport,
+        max_concurrency=1,
+        timeout=0.03,
+    ) as db:
+        limiter = db._dispatcher._limiter  # every slot taken by "other requests"
+        await limiter.acquire()
+        asyncio.get_running_loop().call_later(0.15, limiter.release)
+        await db.table("T").update(KEY, Attr("n").add(1))
+        assert db.stats().retries >= 1
+    assert transport.operations == ["UpdateItem"]
+
+
 # -- below the retry loop --------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ from .errors import (
     InvalidExpression,
     InvalidItem,
     TableNotFound,
+    TransactionCanceled,
     UnprocessedKeysError,
 )
 from .expressions import (
@@ -86,7 +87,14 @@ from .streams import (
     streams_endpoint_for,
 )
 from .transactions import TxAction, TxGet, check_actions, transact_get, transact_write
-from .transport import STREAMS_TARGET, AiohttpTransport, Dispatcher, Transport, endpoint_host
+from .transport import (
+    STREAMS_TARGET,
+    AiohttpTransport,
+    Dispatcher,
+    Recognise,
+    Transport,
+    endpoint_host,
+)
 from .ttl import is_expired
 
 __all__ = ["Client", "Table"]
@@ -737,7 +745,8 @@ class Table:
         A false ``condition`` raises ``ConditionalCheckFailed``; with
         ``returns_on_failure="ALL_OLD"`` its ``.item`` is the item that failed it.
         """
-        request = self._request(Item=self._item(item))
+        wire = self._item(item)
+        request = self._request(Item=wire)
         return await self._write(
             "PutItem",
             request,
@@ -747,6 +756,7 @@ class Table:
             returns_on_failure,
             names,
             values,
+            recognise=self._recogniser(wire),
         )
 
     async def update(
@@ -759,13 +769,32 @@ class Table:
         returns_on_failure: ReturnOnFailure = "NONE",
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
+        idempotent: bool = False,
     ) -> Item | None:
         """Change some attributes of an item (creating it if needed).
 
         ``update`` combines actions with ``&``: ``Attr("status").set("SHIPPED") &
         Attr("views").add(1)``, or is a raw UpdateExpression with ``names``/``values``.
         ``returns`` is one of NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW.
+
+        An update that is not idempotent (``ADD`` to a number, ``a + :n``, ``list_append``)
+        whose answer is lost raises ``OutcomeUnknown`` rather than being sent twice.
+        ``idempotent=True`` makes it exactly-once instead: it is sent as a one-action
+        TransactWriteItems whose ``ClientRequestToken`` every resend repeats (twice the
+        write capacity; ``returns`` must be ``"NONE"``). A false condition still raises
+        ``ConditionalCheckFailed``.
         """
+        if idempotent:
+            await self._update_once(
+                key,
+                update,
+                condition=condition,
+                returns=returns,
+                returns_on_failure=returns_on_failure,
+                names=names,
+                values=values,
+            )
+            return None
         request = self._request(Key=self._key(key))
         self._check_update(update)
         _expressions(request, update=update, condition=condition, names=names, values=values)
@@ -806,6 +835,8 @@ class Table:
         returns_on_failure: str,
         names: Mapping[str, str] | None,
         values: Mapping[str, Any] | None,
+        *,
+        recognise: Recognise | None = None,
     ) -> Item | None:
         _check_choice("returns", returns, allowed)
         _check_choice("returns_on_failure", returns_on_failure, _WRITE_RETURNS)
@@ -815,9 +846,92 @@ class Table:
             request["ReturnValues"] = returns
         if returns_on_failure != "NONE":
             request["ReturnValuesOnConditionCheckFailure"] = returns_on_failure
-        data = await self._call(operation, request)
+        # What to do when an answer is lost (resend, recognise, or OutcomeUnknown) is the
+        # dispatcher's one rule (asyncdyn.resend); a put brings its own way to recognise
+        # its applied write.
+        data = await self._client._dispatcher.call(
+            operation, request, recognise=recognise, key=self._named_key(request)
+        )
         attributes = data.get("Attributes")
         return None if attributes is None else self._decode(attributes)
+
+    def _named_key(self, request: Mapping[str, Any]) -> Item | None:
+        """The key a write names in an ``OutcomeUnknown``: its ``Key``, or a put item's key
+        attributes when the key schema is known (``None`` otherwise)."""
+        wire = request.get("Key")
+        if wire is None and self._key_schema is not None:
+            item = request["Item"]
+            wire = {name: item[name] for name in self._key_schema.names if name in item}
+        return None if wire is None else self._decode(wire)
+
+    def _recogniser(self, wire: WireItem) -> Recognise:
+        """Whether the item a resent conditional put found is exactly the one it wrote:
+        then its first attempt was applied and the condition failed on it."""
+
+        async def recognise(found: Item | None) -> bool:
+            if found is None:
+                # A server that does not return the item on a condition failure (dynalite
+                # ignores ReturnValuesOnConditionCheckFailure), or there is none: read it.
+                names = (await self.key_schema()).names
+                data = await self._call(
+                    "GetItem",
+                    {
+                        "TableName": self.name,
+                        "Key": {name: wire[name] for name in names},
+                        "ConsistentRead": True,
+                    },
+                )
+                raw = data.get("Item")
+                if raw is None:
+                    return False
+                found = self._decode(raw)
+            # Both sides decoded alike: numbers compare as the server normalises them.
+            return bool(found == self._decode(wire))
+
+        return recognise
+
+    async def _update_once(
+        self,
+        key: Mapping[str, Any],
+        update: Update | str,
+        *,
+        condition: ConditionArg,
+        returns: str,
+        returns_on_failure: ReturnOnFailure,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> None:
+        """``update(..., idempotent=True)``: one Update action of a TransactWriteItems, whose
+        ClientRequestToken each resend repeats, so DynamoDB applies it once (for 10 minutes)."""
+        if returns != "NONE":
+            raise ConfigurationError(
+                "update(..., idempotent=True) is sent as a transaction, which returns no "
+                f"attributes: returns must be 'NONE', not {returns!r} (read the item after)"
+            )
+        action = self.tx_update(
+            key,
+            update,
+            condition=condition,
+            returns_on_failure=returns_on_failure,
+            names=names,
+            values=values,
+        )
+        try:
+            # A cancellation applied nothing: a conflict with another transaction is retried.
+            await self._client.transact_write([action], retry_conflicts=True)
+        except TransactionCanceled as exc:
+            reason = exc.reasons[0] if exc.reasons else None
+            if reason is None or reason.code != "ConditionalCheckFailed":
+                raise
+            failed = ConditionalCheckFailed(
+                "ConditionalCheckFailedException",
+                reason.message or "The conditional request failed",
+                status=exc.status,
+                body=exc.body,
+                operation="UpdateItem",
+            )
+            failed.item = reason.item
+            raise failed from exc
 
     # -- transactions and optimistic locking ----------------------------------------------
 
@@ -929,6 +1043,9 @@ class Table:
         exists yet), with ``version`` incremented in the same request. Returns what was
         written. A lost race raises ``ConditionalCheckFailed`` whose ``.item`` is the stored
         item as it is now (``None`` if it was deleted): merge, and try again with it.
+
+        When an answer is lost, the resend recognises this call's own write (the version it
+        wrote, with its content) and returns success; when it cannot tell, ``OutcomeUnknown``.
         """
         expected = item.get(version)
         if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
@@ -955,7 +1072,9 @@ class Table:
         """Read-modify-write under optimistic locking: ``change(current)`` (``None`` when
         there is no item) returns the new item; it is written with ``put_versioned``, and on
         a lost race ``change`` runs again on the item that won, up to ``attempts`` times
-        (then the last ``ConditionalCheckFailed`` is raised). Returns what was written."""
+        (then the last ``ConditionalCheckFailed`` is raised). Returns what was written.
+        ``OutcomeUnknown`` (a write whose answer was lost and that could not be recognised)
+        is raised as it is: running ``change`` again could apply it twice."""
         if attempts < 1:
             raise ConfigurationError("attempts must be at least 1")
         current = await self.get(key, consistent=True)

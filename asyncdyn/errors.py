@@ -267,11 +267,17 @@ class OutcomeUnknown(AsyncDynError):
     """A write that is not safe to resend got no answer after it may have been applied
     (a reset after sending, a timeout, a damaged answer, a 5xx): whether it was applied is
     unknown, so it is not resent. ``operation`` and ``key`` name the write (never the
-    credentials); the lost answer's error is ``last_error`` and the ``__cause__``.
+    credentials); the lost answer's error is ``last_error``, and the ``__cause__`` is what
+    ended the attempts (that error, a resend's condition failure, or ``RetriesExhausted``).
 
     Read the item to find out, make the write idempotent (``update(..., idempotent=True)``),
     or opt into at-least-once with ``RetryPolicy(retry_unknown_outcome=True)``.
+
+    ``item`` is the stored item when a resent conditional write found its condition false
+    and the item did not prove that the first attempt was applied (``None`` otherwise).
     """
+
+    item: dict[str, Any] | None = None
 
     def __init__(
         self,

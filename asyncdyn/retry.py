@@ -39,6 +39,10 @@ class RetryPolicy:
         cap: the largest backoff upper bound, in seconds.
         deadline: seconds for the whole operation, attempts and sleeps together; ``None``
             for no deadline. A request in flight when it passes is abandoned.
+        retry_unknown_outcome: resend a write that is not idempotent after an attempt
+            whose answer was lost (at-least-once: an ``ADD`` may count twice, a conditional
+            put may fail on its own first write). Default ``False``: such a write raises
+            ``OutcomeUnknown`` instead, see "What happens when an answer is lost" in README.
 
     Delays use "full jitter": retry ``n`` (0-based) sleeps a uniform random time in
     ``[0, min(cap, base * 2**n)]``, which spreads out clients that were throttled together.
@@ -48,6 +52,7 @@ class RetryPolicy:
     base: float = 0.025
     cap: float = 5.0
     deadline: float | None = None
+    retry_unknown_outcome: bool = False
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

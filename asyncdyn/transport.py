@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
@@ -37,7 +37,9 @@ from .errors import (
     ConditionalCheckFailed,
     ConfigurationError,
     InvalidItem,
+    OutcomeUnknown,
     RequestTimeout,
+    RetriesExhausted,
     ServerError,
     ServiceError,
     Throttled,
@@ -46,6 +48,7 @@ from .errors import (
     error_from_response,
 )
 from .marshal import Decoder
+from .resend import Resend, resend_rule
 from .retry import RetryBudget, RetryPolicy
 from .signing import SigV4Signer
 from .stats import Stats
@@ -75,6 +78,9 @@ _loads = orjson.loads
 T = TypeVar("T")
 Read = Callable[[dict[str, Any]], T]
 """Turns a decoded answer into what the caller keeps (its items decoded, typically)."""
+Recognise = Callable[[dict[str, Any] | None], Awaitable[bool]]
+"""Whether the item a resent conditional write found (``None``: none came back) is that
+write's own first attempt, applied although its answer was lost."""
 
 
 @dataclass(slots=True)
@@ -390,13 +396,20 @@ class Dispatcher:
         payload: Mapping[str, Any],
         *,
         budget: RetryBudget | None = None,
+        recognise: Recognise | None = None,
+        key: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Send ``operation`` with ``payload`` and return the decoded JSON answer.
 
         Retryable failures are retried under ``budget`` (a fresh one from the client's
-        policy when not given); anything else raises its mapped error at once.
+        policy when not given); anything else raises its mapped error at once. A failure
+        that may have been applied is resent only as ``resend_rule`` allows (see
+        ``asyncdyn.resend``); ``recognise`` and ``key`` serve a write that is not resent
+        blindly, as in ``call_read``.
         """
-        return await self.call_read(operation, payload, _answer, budget=budget)
+        return await self.call_read(
+            operation, payload, _answer, budget=budget, recognise=recognise, key=key
+        )
 
     async def call_read(
         self,
@@ -405,21 +418,106 @@ class Dispatcher:
         read: Read[T],
         *,
         budget: RetryBudget | None = None,
+        recognise: Recognise | None = None,
+        key: Mapping[str, Any] | None = None,
     ) -> T:
         """``call``, returning ``read(answer)``: ``read`` runs as the answer is decoded
         (with the garbage collector paused for a big one, see the module docstring), so it
         should turn the wire items into Python ones and keep nothing else of the answer.
-        An exception from ``read`` is raised as it is, never retried (unless retryable)."""
+        An exception from ``read`` is raised as it is, never retried (unless retryable).
+
+        The lost-answer policy lives here. After an attempt whose error has
+        ``maybe_applied``, the request's ``resend_rule`` decides: ``SAFE`` resends it;
+        ``NEVER`` raises ``OutcomeUnknown``; ``RECOGNISE`` resends it asking for the item on
+        a condition failure, and a condition failure then is the write's own success when
+        ``recognise(item)`` (default: the item is the one a put wrote) says so, else — as
+        any other way the resends end — ``OutcomeUnknown``. ``key`` names the item in an
+        ``OutcomeUnknown`` (default: the payload's ``Key``).
+        """
         body = _encode(operation, payload)
         if budget is None:
             budget = self._retry.start()
+        rule = resend_rule(operation, payload)
+        return await self._retry_loop(operation, payload, body, budget, read, rule, key, recognise)
+
+    async def _retry_loop(
+        self,
+        operation: str,
+        payload: Mapping[str, Any],
+        body: bytes,
+        budget: RetryBudget,
+        read: Read[T],
+        rule: Resend,
+        key: Mapping[str, Any] | None,
+        recognise: Recognise | None,
+    ) -> T:
+        # The error of an attempt that may have been applied, once the request is being
+        # resent on the strength of recognising its own write (RECOGNISE only).
+        lost: AsyncDynError | None = None
         while True:
             try:
                 return await self._attempt(operation, body, budget, read)
             except AsyncDynError as exc:
+                if lost is not None:
+                    if isinstance(exc, ConditionalCheckFailed):
+                        try:
+                            own = await self._recognised(operation, payload, exc.item, recognise)
+                        except AsyncDynError as failed:  # the read-back failed: still unknown
+                            raise self._unknown(operation, payload, key, lost, exc) from failed
+                        if own:
+                            self.stats.errors["RecognisedOwnWrite"] += 1
+                            return read({})
+                    if isinstance(exc, ConditionalCheckFailed) or not exc.retryable:
+                        raise self._unknown(operation, payload, key, lost, exc) from exc
+                elif exc.maybe_applied and not self._retry.retry_unknown_outcome:
+                    if rule is Resend.NEVER:
+                        raise self._unknown(operation, payload, key, exc, None) from exc
+                    if rule is Resend.RECOGNISE:
+                        lost = exc
+                        # The resend's condition may fail on this attempt's own write: ask
+                        # for the item then, to tell the two apart.
+                        body = _encode(
+                            operation,
+                            {**payload, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"},
+                        )
                 if not exc.retryable:
                     raise
-                await self.backoff(exc, budget)
+                try:
+                    await self.backoff(exc, budget)
+                except RetriesExhausted as spent:
+                    if lost is None:
+                        raise
+                    raise self._unknown(operation, payload, key, lost, None) from spent
+
+    async def _recognised(
+        self,
+        operation: str,
+        payload: Mapping[str, Any],
+        item: dict[str, Any] | None,
+        recognise: Recognise | None,
+    ) -> bool:
+        if recognise is not None:
+            return await recognise(item)
+        if operation != "PutItem" or item is None:
+            return False  # a delete or an update leaves nothing that proves it was this one
+        return bool(self._decoder.item(payload["Item"]) == item)
+
+    def _unknown(
+        self,
+        operation: str,
+        payload: Mapping[str, Any],
+        key: Mapping[str, Any] | None,
+        lost: AsyncDynError,
+        found: AsyncDynError | None,
+    ) -> OutcomeUnknown:
+        self.stats.errors["OutcomeUnknown"] += 1
+        if key is None and isinstance(payload.get("Key"), dict):
+            key = self._decoder.item(payload["Key"])
+        table = payload.get("TableName")
+        unknown = OutcomeUnknown(operation, key, lost, table if isinstance(table, str) else "")
+        if isinstance(found, ConditionalCheckFailed):
+            unknown.item = found.item
+        return unknown
 
     async def attempt(
         self, operation: str, payload: Mapping[str, Any], budget: RetryBudget
@@ -455,16 +553,24 @@ class Dispatcher:
         if timeout is None:
             response = await self._send(operation, body)
         else:
+            sending: list[bool] = []
             try:
                 async with asyncio.timeout(timeout):
-                    response = await self._send(operation, body)
+                    response = await self._send(operation, body, sending)
             except TimeoutError as exc:
                 if isinstance(exc, RequestTimeout):
                     raise
-                raise RequestTimeout(f"{operation}: no answer within {timeout:.3f}s") from exc
+                error = RequestTimeout(f"{operation}: no answer within {timeout:.3f}s")
+                if not sending:
+                    # Still waiting for credentials or an in-flight slot: never sent, so
+                    # resending it cannot apply it twice.
+                    error.maybe_applied = False
+                raise error from exc
         return self._read(operation, response, read)
 
-    async def _send(self, operation: str, body: bytes) -> HttpResponse:
+    async def _send(
+        self, operation: str, body: bytes, sending: list[bool] | None = None
+    ) -> HttpResponse:
         headers = dict(self._base_headers)
         headers["X-Amz-Target"] = self._target + operation
         credentials = await self._credentials.get()
@@ -473,6 +579,8 @@ class Dispatcher:
             # Signed inside the limiter so that a request queued behind the limit never
             # carries a stale X-Amz-Date.
             self._signer.sign(headers, body, credentials)
+            if sending is not None:
+                sending.append(True)
             return await self.transport.send(headers, body)
 
     def _read(self, operation: str, response: HttpResponse, read: Read[T]) -> T:

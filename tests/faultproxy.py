@@ -45,6 +45,14 @@ For each request, one uniform draw from a ``random.Random(seed)`` picks at most 
     forwarded; the answer waits ``slow_delay`` seconds before its first byte.
 ``hang``
     the request is swallowed: no answer, ever, until the client closes the connection.
+``lost_answer``
+    always forwarded (the server applies it), then the connection is reset before any byte
+    of the answer: the one fault after which only an idempotent request may be resent.
+
+``FaultSchedule(tokens=True)`` makes the proxy play DynamoDB's part that moto skips (it
+ignores ``ClientRequestToken``): a TransactWriteItems whose token already committed through
+the proxy is answered ``200 {}`` without being forwarded again, as DynamoDB does for 10
+minutes. It is how a test sees whether a resent transaction kept its token.
 
 Every error body produced here carries a correct ``x-amz-crc32``, and so does every rewritten
 answer. ``FaultProxy.answering = False`` turns the proxy into a server that accepts and never
@@ -92,6 +100,7 @@ FAULT_KINDS = (
     "corrupt",
     "slow",
     "hang",
+    "lost_answer",
 )
 _BATCH_OPERATIONS = ("BatchWriteItem", "BatchGetItem")
 _PAGED_OPERATIONS = ("Query", "Scan")
@@ -112,6 +121,8 @@ class FaultSchedule:
     ``operations`` limits the faults to those operations (``{"BatchWriteItem"}``); other
     requests are forwarded untouched. ``slow_delay`` is the ``slow`` fault's wait, in seconds.
     ``page_limit`` caps the ``Limit`` of every Query and Scan (not a fault: always applied).
+    ``max_faults`` stops drawing faults once that many were drawn (``1``: only the first
+    request is hit, its resends pass).
     """
 
     seed: int = 0
@@ -124,7 +135,10 @@ class FaultSchedule:
     corrupt: float = 0.0
     slow: float = 0.0
     hang: float = 0.0
+    lost_answer: float = 0.0
     slow_delay: float = 0.2
+    max_faults: int | None = None
+    tokens: bool = False
     operations: frozenset[str] | None = None
     page_limit: int | None = None
 
@@ -309,6 +323,7 @@ class FaultProxy:
         self._unhung.set()
         self.injected: Counter[str] = Counter()
         self.operations: Counter[str] = Counter()
+        self.committed_tokens: set[str] = set()
         self.schedule = schedule or FaultSchedule()
 
     @property
@@ -319,6 +334,7 @@ class FaultProxy:
     def schedule(self, schedule: FaultSchedule) -> None:
         self._schedule = schedule
         self._rng = random.Random(schedule.seed)
+        self._drawn = 0
 
     @property
     def open_connections(self) -> int:
@@ -434,6 +450,15 @@ class FaultProxy:
         if schedule.page_limit is not None and operation in _PAGED_OPERATIONS:
             body = _cap_limit(body, schedule.page_limit)
 
+        if schedule.tokens and _token(operation, body) in self.committed_tokens:
+            self.injected["token_replayed"] += 1
+            await self._send_answer(writer, request, b"{}")
+            return request.keep_alive
+        if kind == "lost_answer":
+            self.injected["lost_answer"] += 1
+            await self._forward(upstream, request, body)
+            _reset(writer)
+            return False
         if kind == "hang":
             self.injected["hang"] += 1
             await self._swallow(reader)
@@ -502,16 +527,32 @@ class FaultProxy:
         schedule = self._schedule
         if schedule.operations is not None and operation not in schedule.operations:
             return None
+        if schedule.max_faults is not None and self._drawn >= schedule.max_faults:
+            return None
         point = self._rng.random()
         for kind in FAULT_KINDS:
             point -= getattr(schedule, kind)
             if point < 0:
+                self._drawn += 1
                 return kind
         return None
 
     async def _forward(self, upstream: _Upstream, request: _Message, body: bytes) -> _Message:
         self.forwarded += 1
-        return await upstream.exchange(_request_bytes(request, body))
+        answer = await upstream.exchange(_request_bytes(request, body))
+        target = request.header(b"x-amz-target") or b""
+        token = _token(target.rpartition(b".")[2].decode("latin-1"), body)
+        if token is not None and answer.status == 200:
+            self.committed_tokens.add(token)
+        return answer
+
+    async def _send_answer(
+        self, writer: asyncio.StreamWriter, request: _Message, body: bytes
+    ) -> None:
+        headers: Headers = [(b"Content-Type", b"application/x-amz-json-1.0")]
+        crc = str(zlib.crc32(body)).encode()
+        writer.write(_response_head(200, b"OK", headers, len(body), crc, request.keep_alive) + body)
+        await writer.drain()
 
     async def _throttle(self, writer: asyncio.StreamWriter, request: _Message) -> bool:
         self.injected["throttle"] += 1
@@ -550,6 +591,18 @@ class FaultProxy:
             self.hanging -= 1
             if not self.hanging:
                 self._unhung.set()
+
+
+def _token(operation: str, body: bytes) -> str | None:
+    """The ClientRequestToken of a TransactWriteItems body, if any."""
+    if operation != "TransactWriteItems":
+        return None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    token = payload.get("ClientRequestToken") if isinstance(payload, dict) else None
+    return token if isinstance(token, str) else None
 
 
 def _request_bytes(request: _Message, body: bytes) -> bytes:

@@ -174,8 +174,11 @@ class _Leftover(AsyncDynError):
 class WriterStats:
     """What a batch writer did: requests ``written``; requests sent again after throttling
     or being left unprocessed (``retried``); throttling answers (``throttled``); requests
-    given up on (``unprocessed``); inputs refused before sending (``rejected``); requests
-    replaced by a later one for the same key before they were sent (``superseded``)."""
+    not written, those its ``UnprocessedItemsError`` lists (``unprocessed``: given up on,
+    or left unsent by a cancellation); inputs refused before sending (``rejected``);
+    requests replaced by a later one for the same key before they were written, or after
+    they failed (``superseded``). Once closed, ``written + unprocessed + superseded`` is the
+    number of requests accepted."""
 
     written: int = 0
     retried: int = 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import math
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -669,6 +668,9 @@ def delete_entry(lane: Lane, key: Mapping[str, Any], where: str) -> _Write:
     return _Write(lane, identity, orjson.Fragment(raw), len(raw), key, False)
 
 
+_NONE = float("inf")  # the sequence number of the oldest unsettled request when there is none
+
+
 class BatchWriter:
     """Buffers puts and deletes for one table and writes them in background batches.
 
@@ -926,7 +928,7 @@ class BatchWriter:
 
     def _oldest(self) -> float:
         """The sequence number of the oldest request not settled yet (infinity: none)."""
-        oldest = min(self._flying.values(), default=math.inf)
+        oldest = min(self._flying.values(), default=_NONE)
         for entry in self._buffer.values():
             return min(oldest, entry.seq)
         return oldest

@@ -1154,3 +1154,24 @@ async def test_batch_write_duplicates_report_only_the_last_request_of_a_key(
     with pytest.raises(UnprocessedItemsError) as info:
         await client.table("T").batch_write(puts=[item(n) for n in range(30)], deletes=[key(5)])
     assert info.value.puts == [] and info.value.deletes == [key(5)]
+
+
+@pytest.mark.parametrize(
+    ("first_answer", "maybe"),
+    [(lambda: error("InternalServerError", "oops", status=500), True), (throttled, False)],
+)
+async def test_a_lost_answer_marks_what_it_carried_as_maybe_written(
+    client: Client, fake: FakeDynamo, first_answer: Callable[[], HttpResponse], maybe: bool
+) -> None:
+    # The first attempt gets a 5xx (it may have been applied) or is throttled (it was not);
+    # key 1 is then left unprocessed until the retries run out.
+    fake.faults[("BatchWriteItem", 0)] = first_answer()
+    fake.leave = lambda table, k, times: sk(k) == 1
+    with pytest.raises(UnprocessedItemsError) as info:
+        async with client.table("T").writer() as w:
+            for n in range(3):
+                await w.put(item(n))
+    assert info.value.puts == [item(1)]
+    assert info.value.maybe_puts == ([item(1)] if maybe else [])
+    assert info.value.maybe_applied is maybe
+    assert w.stats.written == 2

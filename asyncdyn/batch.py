@@ -864,7 +864,17 @@ class BatchWriter:
                 return
             task = asyncio.get_running_loop().create_task(self._send(chunk))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._on_done(chunk))
+
+    def _on_done(self, chunk: list[_Write]) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if id(chunk) in self._flying:
+                # Cancelled before its first step (asyncio.Runner cancels every task at
+                # exit): ``_send`` never ran, nothing of it was sent; it is reported here.
+                self._settled(chunk, chunk, None)
+
+        return done
 
     async def _send(self, chunk: list[_Write]) -> None:
         # What no answer has settled yet: the whole chunk until the first answer, then what
@@ -961,8 +971,10 @@ class BatchWriter:
             await self.flush()
         except BaseException:
             # Cancelled while draining: stop now, but keep what was not written reachable.
-            await self._abort()
-            self.unwritten = self._report() or self.unwritten
+            try:
+                await self._abort()
+            finally:
+                self.unwritten = self._report() or self.unwritten
             raise
         report = self._report()
         if report is None:

@@ -1175,3 +1175,21 @@ async def test_a_lost_answer_marks_what_it_carried_as_maybe_written(
     assert info.value.maybe_puts == ([item(1)] if maybe else [])
     assert info.value.maybe_applied is maybe
     assert w.stats.written == 2
+
+
+async def test_a_chunk_cancelled_before_it_ever_ran_is_reported(
+    client: Client, fake: FakeDynamo
+) -> None:
+    # asyncio.Runner cancels every task at shutdown, some before their first step: a chunk
+    # task that never ran must still report its requests (never sent, so not maybe written).
+    with pytest.raises(UnprocessedItemsError) as info:
+        async with client.table("T").writer() as w:
+            before = set(asyncio.all_tasks())
+            for n in range(25):
+                await w.put(item(n))  # the 25th starts a chunk task, not yet run
+            for task in asyncio.all_tasks() - before:
+                task.cancel()
+    assert by_sk(info.value.puts) == list(range(25))
+    assert info.value.maybe_puts == []
+    assert fake.batch("BatchWriteItem") == []
+    assert (w.stats.written, w.stats.unprocessed) == (0, 25)

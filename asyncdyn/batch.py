@@ -36,6 +36,7 @@ from .errors import (
     AsyncDynError,
     ConfigurationError,
     InvalidItem,
+    OutcomeUnknown,
     RetriesExhausted,
     Throttled,
     UnprocessedItemsError,
@@ -185,8 +186,11 @@ class _Leftover(AsyncDynError):
 class WriterStats:
     """What a batch writer did: requests ``written``; requests sent again after throttling
     or being left unprocessed (``retried``); throttling answers (``throttled``); requests
-    given up on (``unprocessed``); inputs refused before sending (``rejected``); requests
-    replaced by a later one for the same key before they were sent (``superseded``)."""
+    not written, those its ``UnprocessedItemsError`` lists (``unprocessed``: given up on,
+    or left unsent by a cancellation); inputs refused before sending (``rejected``);
+    requests replaced by a later one for the same key before they were written, or after
+    they failed (``superseded``). Once closed, ``written + unprocessed + superseded`` is the
+    number of requests accepted."""
 
     written: int = 0
     retried: int = 0
@@ -239,6 +243,8 @@ class _Write:
     source: Mapping[str, Any]
     is_put: bool
     position: int = -1  # among a writer's inputs; -1 outside a writer
+    seq: int = 0  # order of acceptance by a writer (a flush waits for those before it)
+    maybe_applied: bool = False  # sent, and no answer came back: it may have been applied
 
 
 E = TypeVar("E", _Get, _Write)
@@ -678,6 +684,9 @@ def delete_entry(lane: Lane, key: Mapping[str, Any], where: str) -> _Write:
     return _Write(lane, identity, orjson.Fragment(raw), len(raw), key, False)
 
 
+_NONE = float("inf")  # the sequence number of the oldest unsettled request when there is none
+
+
 class BatchWriter:
     """Buffers puts and deletes for one table and writes them in background batches.
 
@@ -689,13 +698,18 @@ class BatchWriter:
         print(w.stats)
 
     Full chunks of 25 go out in the background, at most ``max_in_flight`` at a time; the
-    rest goes when the block ends. Many tasks may share one writer. Two requests for the
-    same key: the later one wins, always, even when the earlier one is already in flight
-    (the later one waits for it). Every accepted request is written, even when the block
-    raises; those that cannot be written after every retry raise ``UnprocessedItemsError``
-    (chained to the block's exception, if any). A bad item raises ``InvalidItem`` from
-    ``put`` — or, with ``skip_invalid=True``, is only recorded — and never stops the others;
-    either way it is listed in ``rejected``.
+    rest goes when the block ends or on ``flush()``. Many tasks may share one writer, and
+    flush it concurrently. Two requests for the same key: the later one wins, always, even
+    when the earlier one is already in flight (the later one waits for it) or already
+    failed (it is then no longer reported). Every accepted request is written, even when
+    the block raises; those that cannot be written after every retry raise
+    ``UnprocessedItemsError`` (chained to the block's exception, if any). A cancellation
+    (or ``KeyboardInterrupt``) is never turned into another error: cancelled in the body,
+    the block still writes what it accepted and then the cancellation propagates; cancelled
+    while it writes, it stops at once. Either way ``unwritten`` reports what was accepted but
+    not written. A bad item raises ``InvalidItem`` from ``put`` — or, with
+    ``skip_invalid=True``, is only recorded — and never stops the others; either way it is
+    listed in ``rejected``.
     """
 
     def __init__(
@@ -719,21 +733,32 @@ class BatchWriter:
         self.skip_invalid = skip_invalid
         self.stats = WriterStats()
         self.rejected: list[Rejected] = []
+        # What the writer accepted and could not write, once it is closed: the report it
+        # raised, or, when it was cancelled, the one it could not raise. ``None`` otherwise.
+        self.unwritten: UnprocessedItemsError | None = None
         # Resumable loads need to know *which* inputs are done, not just how many: chunks
         # complete out of order. Called with input positions (as in ``Rejected.position``:
         # put/delete calls numbered from 0) once DynamoDB acknowledged them or a later request
-        # for the same key replaced them; never for a request that failed. Must not raise.
+        # for the same key replaced them (also one that had failed); never for a request that
+        # failed and stays failed. Must not raise.
         self.on_acknowledged: Callable[[list[int]], None] | None = None
+        # Requests accepted and not sent yet, in the order accepted (a replaced one leaves
+        # and its replacement goes to the end), so the first is the oldest.
         self._buffer: dict[Identity, _Write] = {}
         self._in_flight: set[Identity] = set()
         self._in_flight_count = 0
+        # The oldest sequence number of each chunk in flight (by the chunk's id).
+        self._flying: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[asyncio.Future[None]] = []
-        self._failed: list[_Write] = []
-        self._error: BaseException | None = None
+        # Requests given up on, with the error that stopped them; one per key at most, as a
+        # later request for the key takes its place.
+        self._failed: dict[Identity, tuple[_Write, BaseException | None]] = {}
         self._position = 0
-        self._draining = False
+        self._accepted = 0
+        self._draining = 0  # flushes under way: partial chunks go out while there is one
         self._closed = False
+        self._aborted = False
 
     async def __aenter__(self) -> BatchWriter:
         await self._ready()
@@ -781,6 +806,8 @@ class BatchWriter:
             raise
         entry.position = position
         await self._room()
+        if self._closed:  # closed while this put waited for room: it was never accepted
+            raise RuntimeError("this writer is closed")
         self._add(entry)
 
     async def _room(self) -> None:
@@ -798,7 +825,17 @@ class BatchWriter:
                 waiter.set_result(None)
 
     def _add(self, entry: _Write) -> None:
+        """Accept ``entry``: it replaces whatever earlier request for its key is waiting or
+        has failed (one still in flight is replaced when it completes)."""
+        self._accepted += 1
+        entry.seq = self._accepted
         replaced = self._buffer.pop(entry.identity, None)
+        if replaced is None:
+            failed = self._failed.pop(entry.identity, None)
+            if failed is not None:
+                # Resending the failed one would undo this one: it is moot, not unwritten.
+                replaced = failed[0]
+                self.stats.unprocessed -= 1
         if replaced is not None:
             self.stats.superseded += 1
             if self.on_acknowledged is not None:
@@ -810,8 +847,8 @@ class BatchWriter:
 
     def _take(self) -> list[_Write]:
         """The next chunk: up to 25 requests within 16 MB, none for a key already in flight.
-        Only a full chunk while the writer is open; anything once it drains."""
-        if not self._draining and len(self._buffer) < MAX_WRITE_REQUESTS:
+        Only a full chunk unless a flush is under way; nothing once the writer was aborted."""
+        if self._aborted or (not self._draining and len(self._buffer) < MAX_WRITE_REQUESTS):
             return []
         chunk: list[_Write] = []
         size = _ENVELOPE_BYTES
@@ -833,6 +870,7 @@ class BatchWriter:
             del self._buffer[entry.identity]
             self._in_flight.add(entry.identity)
         self._in_flight_count += len(chunk)
+        self._flying[id(chunk)] = chunk[0].seq  # taken in buffer order: the oldest first
         return chunk
 
     def _pump(self) -> None:
@@ -842,39 +880,49 @@ class BatchWriter:
                 return
             task = asyncio.get_running_loop().create_task(self._send(chunk))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._on_done(chunk))
+
+    def _on_done(self, chunk: list[_Write]) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if id(chunk) in self._flying:
+                # Cancelled before its first step (asyncio.Runner cancels every task at
+                # exit): ``_send`` never ran, nothing of it was sent; it is reported here.
+                self._settled(chunk, chunk, None)
+
+        return done
 
     async def _send(self, chunk: list[_Write]) -> None:
-        left: list[_Write] = []
+        # What no answer has settled yet: the whole chunk until the first answer, then what
+        # each answer left unprocessed. The rest of the chunk is written.
+        unsettled = chunk
+
+        async def send(pending: list[_Write], budget: RetryBudget) -> list[_Write]:
+            nonlocal unsettled
+            unsettled = pending
+            try:
+                left = await self._engine._send_writes(pending, budget)
+            except BaseException as exc:
+                # No answer: the request may have been applied (a lost answer, or cancelled
+                # on its way) unless the error says it was not (throttled, refused, never
+                # left the client). Sticky: a later "unprocessed" cannot undo an earlier
+                # attempt that may have gone through.
+                if isinstance(exc, OutcomeUnknown) or getattr(exc, "maybe_applied", True):
+                    for entry in pending:
+                        entry.maybe_applied = True
+                raise
+            unsettled = left
+            return left
+
         error: BaseException | None = None
         try:
-            left, error = await self._engine._settle(
-                chunk, self._engine.policy.start(), self._engine._send_writes, self.stats
+            _, error = await self._engine._settle(
+                chunk, self._engine.policy.start(), send, self.stats
             )
-        except asyncio.CancelledError:
-            left = chunk
-            raise
         except Exception as exc:  # a refused chunk must be reported, never lost
-            left, error = chunk, exc
-        finally:
-            self._in_flight_count -= len(chunk)
-            for entry in chunk:
-                self._in_flight.discard(entry.identity)
-            self.stats.written += len(chunk) - len(left)
-            failed: set[int] = set()
-            for entry in left:
-                # A later request for the same key is waiting: it wins, this one is moot.
-                if entry.identity in self._buffer:
-                    self.stats.superseded += 1
-                else:
-                    self.stats.unprocessed += 1
-                    self._failed.append(entry)
-                    failed.add(id(entry))
-                    if self._error is None:
-                        self._error = error
-            if self.on_acknowledged is not None:
-                self.on_acknowledged([e.position for e in chunk if id(e) not in failed])
-            self._wake()
+            error = exc
+        finally:  # a cancellation too: what was not written is reported
+            self._settled(chunk, unsettled, error)
         # This task is done with its slot: free it before refilling, or a writer with every
         # slot taken would never start the next chunk (its done-callback comes too late).
         task = asyncio.current_task()
@@ -882,16 +930,51 @@ class BatchWriter:
             self._tasks.discard(task)
         self._pump()
 
+    def _settled(
+        self, chunk: list[_Write], left: list[_Write], error: BaseException | None
+    ) -> None:
+        """Account for a chunk that is done: written but ``left``, which failed."""
+        self._in_flight_count -= len(chunk)
+        del self._flying[id(chunk)]
+        for entry in chunk:
+            self._in_flight.discard(entry.identity)
+        self.stats.written += len(chunk) - len(left)
+        failed: set[int] = set()
+        for entry in left:
+            # A later request for the same key is waiting: it wins, this one is moot.
+            if entry.identity in self._buffer:
+                self.stats.superseded += 1
+            else:
+                self.stats.unprocessed += 1
+                self._failed[entry.identity] = (entry, error)
+                failed.add(id(entry))
+        if self.on_acknowledged is not None:
+            self.on_acknowledged([e.position for e in chunk if id(e) not in failed])
+        self._wake()
+
+    def _oldest(self) -> float:
+        """The sequence number of the oldest request not settled yet (infinity: none)."""
+        oldest = min(self._flying.values(), default=_NONE)
+        for entry in self._buffer.values():
+            return min(oldest, entry.seq)
+        return oldest
+
     async def flush(self) -> None:
-        """Send everything buffered, partial chunks included, and wait until it is settled."""
-        self._draining = True
+        """Send everything buffered, partial chunks included, and wait until every request
+        accepted before this call is settled: written, failed, or replaced by a later one.
+        Flushes may overlap (each waits for its own requests, not for later ones)."""
+        mark = self._accepted
+        self._draining += 1
         try:
-            while self._buffer or self._tasks:
+            while self._oldest() <= mark:
                 self._pump()
-                if self._tasks:
-                    await asyncio.wait(list(self._tasks))
+                # Woken whenever a chunk completes; something is always in flight here (a
+                # flush sends whatever is not blocked by a key in flight), so this wakes.
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                await waiter
         finally:
-            self._draining = False
+            self._draining -= 1
 
     async def close(self) -> None:
         """Flush and close (what leaving ``async with`` does)."""
@@ -899,25 +982,79 @@ class BatchWriter:
 
     async def _finish(self, body_error: BaseException | None) -> None:
         self._closed = True
+        self._wake()  # puts waiting for room are refused: the drain must not wait for them
         try:
             await self.flush()
         except BaseException:
-            for task in self._tasks:
-                task.cancel()
-            if self._tasks:
-                await asyncio.wait(list(self._tasks))
+            # Cancelled while draining: stop now, but keep what was not written reachable.
+            try:
+                await self._abort()
+            finally:
+                self.unwritten = self._report() or self.unwritten
             raise
-        if self._failed:
-            failed, self._failed = self._failed, []
-            raise _unprocessed(failed, self._error) from (
-                body_error if body_error is not None else self._error
-            )
+        report = self._report()
+        if report is None:
+            return
+        self.unwritten = report
+        if body_error is not None and not isinstance(body_error, Exception):
+            # A cancellation or interrupt of the block propagates as it is; the report
+            # waits in ``unwritten``.
+            return
+        cause = body_error if body_error is not None else report.__cause__
+        raise report from cause
+
+    async def _abort(self) -> None:
+        """Cancel every chunk in flight and wait until each has recorded what it left."""
+        self._aborted = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        interrupted: BaseException | None = None
+        while not all(task.done() for task in tasks):
+            try:
+                await asyncio.wait(tasks)
+            except BaseException as exc:  # cancelled again: finish the bookkeeping first
+                interrupted = exc
+        if interrupted is not None and not isinstance(interrupted, asyncio.CancelledError):
+            raise interrupted
+
+    def _report(self) -> UnprocessedItemsError | None:
+        """Everything accepted and not written (failed, and after an abort never sent), as
+        the error to raise; ``None`` when there is nothing. Takes it out of the writer."""
+        failed = list(self._failed.values())
+        self._failed = {}
+        error = failed[0][1] if failed else None
+        entries = [entry for entry, _ in failed]
+        if self._buffer:  # left only by an abort: never sent, so never applied
+            self.stats.unprocessed += len(self._buffer)
+            entries.extend(self._buffer.values())
+            self._buffer = {}
+            self._wake()
+        if not entries:
+            return None
+        entries.sort(key=lambda entry: entry.seq)
+        report = _unprocessed(entries, error)
+        report.__cause__ = error
+        return report
 
 
 def _unprocessed(failed: Iterable[_Write], error: BaseException | None) -> UnprocessedItemsError:
-    puts = [dict(entry.source) for entry in failed if entry.is_put]
-    deletes = [dict(entry.source) for entry in failed if not entry.is_put]
-    return UnprocessedItemsError(puts, deletes, "" if error is None else f"last error: {error}")
+    puts: list[dict[str, Any]] = []
+    deletes: list[dict[str, Any]] = []
+    maybe_puts: list[dict[str, Any]] = []
+    maybe_deletes: list[dict[str, Any]] = []
+    for entry in failed:
+        value = dict(entry.source)
+        (puts if entry.is_put else deletes).append(value)
+        if entry.maybe_applied:
+            (maybe_puts if entry.is_put else maybe_deletes).append(value)
+    return UnprocessedItemsError(
+        puts,
+        deletes,
+        "" if error is None else f"last error: {error}",
+        maybe_puts=maybe_puts,
+        maybe_deletes=maybe_deletes,
+    )
 
 
 def aligned(

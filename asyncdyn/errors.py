@@ -26,7 +26,7 @@
     ├── StreamNotEnabled                   the table has no stream; .table
     ├── RetriesExhausted                   attempts or deadline used up; .last_error
     ├── UnprocessedKeysError               .partial, .unprocessed
-    └── UnprocessedItemsError              .unprocessed
+    └── UnprocessedItemsError              .puts .deletes, .maybe_puts .maybe_deletes
 
 Retryability is a class attribute, so the retry loop and a caller's ``except`` agree.
 ``maybe_applied`` says whether the failed request may still have been applied by the server
@@ -325,18 +325,39 @@ class UnprocessedKeysError(AsyncDynError):
 class UnprocessedItemsError(AsyncDynError):
     """Some write requests of a batch were never applied; everything else was.
 
-    ``puts`` (items) and ``deletes`` (keys) list exactly the requests not written, as they
-    were given; sending them again is safe. The error that stopped them is the ``__cause__``.
+    ``puts`` (items) and ``deletes`` (keys) list exactly the requests not known to be
+    written, as they were given, at most one per key: sending them again (``batch_write``)
+    is safe and restores what was asked. A request that a later accepted request for the
+    same key replaced is never listed, even when it failed first: resending it would undo
+    the later one (it is counted in ``WriterStats.superseded``).
+
+    ``maybe_puts`` and ``maybe_deletes`` are the requests among those (the same objects)
+    that were sent without an answer ever coming back: in flight when the writer was
+    cancelled, or whose answer was lost on the network. They may already be applied;
+    resending them is still safe, as a put or delete is idempotent. The others were never
+    applied: never sent, or left unprocessed or refused by DynamoDB. ``maybe_applied`` is
+    true when there is any. The error that stopped them, if any, is the ``__cause__``.
     """
 
     def __init__(
-        self, puts: list[dict[str, Any]], deletes: list[dict[str, Any]], reason: str = ""
+        self,
+        puts: list[dict[str, Any]],
+        deletes: list[dict[str, Any]],
+        reason: str = "",
+        *,
+        maybe_puts: list[dict[str, Any]] | None = None,
+        maybe_deletes: list[dict[str, Any]] | None = None,
     ) -> None:
         self.puts = puts
         self.deletes = deletes
+        self.maybe_puts = maybe_puts if maybe_puts is not None else []
+        self.maybe_deletes = maybe_deletes if maybe_deletes is not None else []
+        self.maybe_applied = bool(self.maybe_puts or self.maybe_deletes)
         detail = f" ({reason})" if reason else ""
+        sent = len(self.maybe_puts) + len(self.maybe_deletes)
+        unsure = f"; {sent} of them may have been applied" if sent else ""
         super().__init__(
-            f"{len(puts)} put(s) and {len(deletes)} delete(s) were not written{detail}"
+            f"{len(puts)} put(s) and {len(deletes)} delete(s) were not written{unsure}{detail}"
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,7 @@ from asyncdyn import (
 )
 from asyncdyn.local import LocalServer
 from asyncdyn.testing import FaultInjector
-from asyncdyn.transport import AiohttpTransport
+from asyncdyn.transport import AiohttpTransport, HttpResponse
 
 from .conftest import MakeTable
 
@@ -321,3 +321,100 @@ async def test_batch_get_iter_streams_every_pair(table: Table) -> None:
     assert len(seen) == 1100
     assert all(seen[f"{n:04d}"] == {"SK": f"{n:04d}"} for n in range(1000))
     assert all(seen[f"{n:04d}"] is None for n in range(1000, 1100))
+
+
+# ---------------------------------------------------- cancelled writers, superseded failures
+
+
+class LateAnswers:
+    """Forwards each BatchWriteItem at once (the server applies it) and holds its answer
+    back while ``hold`` is set: what a slow network does to a writer that gets cancelled."""
+
+    def __init__(self, inner: AiohttpTransport) -> None:
+        self.inner = inner
+        self.hold = True
+        self.forwarded: list[bytes] = []
+
+    async def send(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        response = await self.inner.send(headers, body)
+        if self.hold and headers["X-Amz-Target"].endswith("BatchWriteItem"):
+            self.forwarded.append(body)
+            await asyncio.sleep(30)
+        return response
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_a_writer_timed_out_while_draining_reports_what_it_did_not_write(
+    server: LocalServer, make_table: MakeTable, db: Client
+) -> None:
+    table = await make_table()
+    late = LateAnswers(AiohttpTransport(server.endpoint_url))
+    async with Client(
+        region="us-east-1",
+        endpoint_url=server.endpoint_url,
+        credentials=("testing", "testing"),
+        transport=late,
+    ) as client:
+        slow = client.table(table.name)
+        items = [{"PK": "C", "SK": f"{n:03d}", "n": n} for n in range(60)]
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.0):
+                async with slow.writer(max_in_flight=2) as w:
+                    for item in items:
+                        await w.put(item)
+    report = w.unwritten
+    assert report is not None
+    assert sorted(p["SK"] for p in report.puts) == [item["SK"] for item in items]
+    assert len(late.forwarded) == 2
+    # The two chunks that reached the server are there, their answers never came: reported
+    # as maybe written. The last ten never left and are not there.
+    contents = await _contents(table)
+    maybe = sorted(p["SK"] for p in report.maybe_puts)
+    assert maybe == sorted(sk for _, sk in contents) and len(maybe) == 50
+    assert w.stats.unprocessed == 60 and w.stats.written == 0
+    await table.batch_write(puts=report.puts)  # resending is safe and completes the load
+    assert {key: value["n"] for key, value in (await _contents(table)).items()} == {
+        ("C", item["SK"]): item["n"] for item in items
+    }
+
+
+async def test_failures_replaced_by_later_requests_are_never_reported(
+    server: LocalServer, make_table: MakeTable, db: Client
+) -> None:
+    table = await make_table()
+    await table.put({"PK": "R", "SK": "deleted-then-put", "v": 0})
+    injector = FaultInjector(AiohttpTransport(server.endpoint_url), unprocessed=1.0)
+    retry = RetryPolicy(max_attempts=2, base=0.0)
+    async with _client(server, injector, retry=retry, adaptive_rate=False) as client:
+        faulty = client.table(table.name)
+        injector.enabled = False
+        async with faulty.writer() as w:
+            injector.enabled = True
+            await w.put({"PK": "R", "SK": "put-then-put", "v": 1})
+            await w.delete({"PK": "R", "SK": "deleted-then-put"})
+            await w.flush()  # both fail: every request is left unprocessed
+            injector.enabled = False
+            await w.put({"PK": "R", "SK": "put-then-put", "v": 2})
+            await w.put({"PK": "R", "SK": "deleted-then-put", "v": 3})
+        assert w.unwritten is None
+        assert (w.stats.written, w.stats.unprocessed, w.stats.superseded) == (2, 0, 2)
+
+        # batch_write with duplicate keys, everything failing: only the last request of each
+        # key is reported, and resending the report gives what was asked.
+        puts = [{"PK": "B", "SK": f"{n:02d}", "v": 1} for n in range(30)]
+        injector.enabled = True
+        with pytest.raises(UnprocessedItemsError) as raised:
+            await faulty.batch_write(puts=puts, deletes=[{"PK": "B", "SK": "00"}])
+        injector.enabled = False
+    report = raised.value
+    assert sorted(p["SK"] for p in report.puts) == [f"{n:02d}" for n in range(1, 30)]
+    assert report.deletes == [{"PK": "B", "SK": "00"}]
+    await table.batch_write(puts=report.puts, deletes=report.deletes)
+    contents = await _contents(table)
+    assert {key: item["v"] for key, item in contents.items() if key[0] == "R"} == {
+        ("R", "put-then-put"): 2,
+        ("R", "deleted-then-put"): 3,
+    }
+    assert sorted(sk for pk, sk in contents if pk == "B") == [f"{n:02d}" for n in range(1, 30)]

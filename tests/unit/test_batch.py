@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -903,3 +905,291 @@ async def test_writer_with_few_slots_and_many_putters_does_not_deadlock(
             await asyncio.gather(*(worker(i * 1000) for i in range(workers)))
     assert len(fake.stored()) == workers * per_worker
     assert fake.max_in_flight <= max_in_flight
+
+
+# --------------------------------------------------------------- concurrent flushes (issue 16)
+
+
+class LoopBlocked(Exception):
+    """Raised into the main thread by the watchdog when the event loop stopped turning."""
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float) -> Iterator[None]:
+    """Fail, instead of hanging, when code spins without awaiting: a timer thread raises
+    ``LoopBlocked`` inside the main thread, where the spinning task runs (``asyncio.timeout``
+    cannot fire while the loop is blocked)."""
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def fire() -> None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(main), ctypes.py_object(LoopBlocked)
+        )
+
+    timer = threading.Timer(seconds, fire)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+async def test_overlapping_flushes_both_return_without_blocking_the_loop(
+    client: Client, fake: FakeDynamo
+) -> None:
+    # One task flushes and puts at once when its flush returns; another flush, woken by the
+    # same answer, must neither spin (the old shared drain flag was already reset) nor wait
+    # for that later put.
+    fake.gate = asyncio.Event()
+    async with client.table("T").writer() as w:
+        await w.put(item(0))
+
+        async def flush_then_put() -> None:
+            await w.flush()
+            await w.put(item(1))
+
+        first = asyncio.create_task(flush_then_put())
+        await until(lambda: fake.in_flight == 1)
+        second = asyncio.create_task(w.flush())
+        for _ in range(5):
+            await asyncio.sleep(0)  # the second flush is waiting for the same answer
+        with watchdog(2.0):
+            fake.gate.set()
+            async with asyncio.timeout(1.0):
+                await asyncio.gather(first, second)
+        assert 0 in [sk(k) for k in fake.stored()]
+        third = asyncio.create_task(w.flush())
+        with watchdog(2.0):
+            async with asyncio.timeout(1.0):
+                await third
+        assert sorted(sk(k) for k in fake.stored()) == [0, 1]
+
+
+# ------------------------------------------------------------ cancelled writers (issue 16)
+
+
+def by_sk(values: list[dict[str, Any]]) -> list[int]:
+    return sorted(int(v["SK"]) for v in values)
+
+
+async def test_a_writer_cancelled_while_draining_reports_every_unwritten_request(
+    client: Client, fake: FakeDynamo
+) -> None:
+    fake.gate = asyncio.Event()  # never set: the server does not answer
+    fake.gated_from = 0
+    before = set(asyncio.all_tasks())
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            async with client.table("T").writer(max_in_flight=2) as w:
+                for n in range(60):
+                    await w.put(item(n))
+    assert await settle_tasks(before, rounds=3) == set()
+    report = w.unwritten
+    assert isinstance(report, UnprocessedItemsError)
+    assert by_sk(report.puts) == list(range(60))
+    assert report.deletes == []
+    # Two full chunks were on their way when the block was cancelled: they may have been
+    # applied. The last ten waited for a slot and were never sent.
+    assert by_sk(report.maybe_puts) == list(range(50))
+    assert all(any(m is p for p in report.puts) for m in report.maybe_puts)
+    assert report.maybe_deletes == []
+    assert report.maybe_applied
+    assert w.stats.unprocessed == 60 and w.stats.written == 0
+    assert len(fake.batch("BatchWriteItem")) == 2
+    # Resending what is reported writes everything.
+    fake.gate.set()
+    await client.table("T").batch_write(puts=report.puts)
+    assert len(fake.stored()) == 60
+
+
+async def test_a_writer_cancelled_between_retries_reports_only_what_is_unwritten(
+    client: Client, fake: FakeDynamo, transport: ScriptedTransport
+) -> None:
+    # Key 3 is left unprocessed, then the retry never gets an answer: the other 24 of the
+    # chunk are written and must not be reported; key 3 may be (it was resent).
+    fake.leave = lambda table, k, times: sk(k) == 3 and times == 1
+    fake.gate = asyncio.Event()
+    fake.gated_from = 1
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            async with client.table("T").writer() as w:
+                for n in range(25):
+                    await w.put(item(n))
+    report = w.unwritten
+    assert report is not None
+    assert by_sk(report.puts) == [3] and by_sk(report.maybe_puts) == [3]
+    assert w.stats.written == 24 and w.stats.unprocessed == 1
+
+
+async def test_a_cancelled_writer_block_whose_drain_fails_stays_cancelled(
+    client: Client, fake: FakeDynamo
+) -> None:
+    fake.leave = lambda table, k, times: sk(k) in (1, 2)
+    started = asyncio.Event()
+
+    async def body() -> None:
+        async with client.table("T").writer() as w:
+            for n in range(5):
+                await w.put(item(n))
+            await w.delete(key(9))
+            started.set()
+            await asyncio.sleep(10)
+        raise AssertionError("not reached")
+
+    task = asyncio.create_task(body())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The drain still ran: the others are written, the two refused ones are reported.
+    assert sorted(sk(k) for k in fake.stored()) == [0, 3, 4]
+
+
+async def test_a_timed_out_writer_block_whose_drain_fails_raises_timeout(
+    client: Client, fake: FakeDynamo
+) -> None:
+    fake.leave = lambda table, k, times: sk(k) == 1
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            async with client.table("T").writer() as w:
+                for n in range(3):
+                    await w.put(item(n))
+                await asyncio.sleep(10)
+    report = w.unwritten
+    assert report is not None
+    assert report.puts == [item(1)] and report.maybe_puts == []
+    assert not report.maybe_applied
+    assert w.stats.written == 2 and w.stats.unprocessed == 1
+
+
+async def test_unwritten_is_the_raised_report_and_none_when_all_is_written(
+    client: Client, fake: FakeDynamo
+) -> None:
+    async with client.table("T").writer() as ok:
+        await ok.put(item(0))
+    assert ok.unwritten is None
+    fake.leave = lambda table, k, times: sk(k) == 1
+    with pytest.raises(UnprocessedItemsError) as info:
+        async with client.table("T").writer() as w:
+            await w.put(item(1))
+    assert w.unwritten is info.value
+
+
+# ------------------------------------------------------------ superseded failures (issue 16)
+
+
+async def test_a_failed_put_replaced_by_a_later_written_put_is_not_reported(
+    client: Client, fake: FakeDynamo
+) -> None:
+    failing = True
+    fake.leave = lambda table, k, times: failing and sk(k) == 0
+    acknowledged: list[int] = []
+    async with client.table("T").writer() as w:
+        w.on_acknowledged = acknowledged.extend
+        await w.put(item(0, v="v1"))
+        await w.flush()  # v1 fails after every retry
+        failing = False
+        await w.put(item(0, v="v2"))
+    stored = fake.stored()[ident({"PK": {"S": "P"}, "SK": {"N": "0"}}, ("PK", "SK"))]
+    assert stored["v"] == {"S": "v2"}
+    assert w.unwritten is None
+    assert (w.stats.written, w.stats.unprocessed, w.stats.superseded) == (1, 0, 1)
+    assert sorted(acknowledged) == [0, 1]  # v1 settled by v2 replacing it
+
+
+async def test_a_failed_delete_replaced_by_a_later_written_put_is_not_reported(
+    client: Client, fake: FakeDynamo
+) -> None:
+    failing = True
+    fake.leave = lambda table, k, times: failing and sk(k) == 0
+    async with client.table("T").writer() as w:
+        await w.delete(key(0))
+        await w.flush()
+        failing = False
+        await w.put(item(0))
+    assert [sk(k) for k in fake.stored()] == [0]
+    assert w.unwritten is None
+
+
+async def test_when_both_fail_only_the_later_request_is_reported(
+    client: Client, fake: FakeDynamo
+) -> None:
+    fake.leave = lambda table, k, times: sk(k) == 0
+    with pytest.raises(UnprocessedItemsError) as info:
+        async with client.table("T").writer() as w:
+            await w.put(item(0, v="v1"))
+            await w.flush()
+            await w.delete(key(0))
+    assert info.value.puts == [] and info.value.deletes == [key(0)]
+    assert (w.stats.unprocessed, w.stats.superseded) == (1, 1)
+
+
+async def test_a_failure_in_flight_replaced_by_a_waiting_request_is_not_reported(
+    client: Client, fake: FakeDynamo
+) -> None:
+    fake.gate = asyncio.Event()
+    fake.leave = lambda table, k, times: sk(k) == 0 and times <= 4  # v1's four attempts
+    async with client.table("T").writer() as w:
+        for n in range(25):
+            await w.put(item(n, v="v1"))
+        await until(lambda: fake.in_flight == 1)
+        await w.put(item(0, v="v2"))  # waits for v1's chunk, which fails on key 0
+        fake.gate.set()
+    stored = fake.stored()[ident({"PK": {"S": "P"}, "SK": {"N": "0"}}, ("PK", "SK"))]
+    assert stored["v"] == {"S": "v2"}
+    assert w.unwritten is None
+
+
+async def test_batch_write_duplicates_report_only_the_last_request_of_a_key(
+    client: Client, fake: FakeDynamo
+) -> None:
+    # The put of key 0 goes in the first full chunk and fails; the delete of key 0, which
+    # waited for it, is written: nothing is left to report.
+    fake.leave = lambda table, k, times: sk(k) == 0 and times <= 4
+    await client.table("T").batch_write(puts=[item(n) for n in range(30)], deletes=[key(0)])
+    assert sorted(sk(k) for k in fake.stored()) == list(range(1, 30))
+    # Both fail: only the delete is reported.
+    fake.leave = lambda table, k, times: sk(k) == 5
+    with pytest.raises(UnprocessedItemsError) as info:
+        await client.table("T").batch_write(puts=[item(n) for n in range(30)], deletes=[key(5)])
+    assert info.value.puts == [] and info.value.deletes == [key(5)]
+
+
+@pytest.mark.parametrize(
+    ("first_answer", "maybe"),
+    [(lambda: error("InternalServerError", "oops", status=500), True), (throttled, False)],
+)
+async def test_a_lost_answer_marks_what_it_carried_as_maybe_written(
+    client: Client, fake: FakeDynamo, first_answer: Callable[[], HttpResponse], maybe: bool
+) -> None:
+    # The first attempt gets a 5xx (it may have been applied) or is throttled (it was not);
+    # key 1 is then left unprocessed until the retries run out.
+    fake.faults[("BatchWriteItem", 0)] = first_answer()
+    fake.leave = lambda table, k, times: sk(k) == 1
+    with pytest.raises(UnprocessedItemsError) as info:
+        async with client.table("T").writer() as w:
+            for n in range(3):
+                await w.put(item(n))
+    assert info.value.puts == [item(1)]
+    assert info.value.maybe_puts == ([item(1)] if maybe else [])
+    assert info.value.maybe_applied is maybe
+    assert w.stats.written == 2
+
+
+async def test_a_chunk_cancelled_before_it_ever_ran_is_reported(
+    client: Client, fake: FakeDynamo
+) -> None:
+    # asyncio.Runner cancels every task at shutdown, some before their first step: a chunk
+    # task that never ran must still report its requests (never sent, so not maybe written).
+    with pytest.raises(UnprocessedItemsError) as info:
+        async with client.table("T").writer() as w:
+            before = set(asyncio.all_tasks())
+            for n in range(25):
+                await w.put(item(n))  # the 25th starts a chunk task, not yet run
+            for task in asyncio.all_tasks() - before:
+                task.cancel()
+    assert by_sk(info.value.puts) == list(range(25))
+    assert info.value.maybe_puts == []
+    assert fake.batch("BatchWriteItem") == []
+    assert (w.stats.written, w.stats.unprocessed) == (0, 25)

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
 from .errors import (
@@ -40,10 +40,25 @@ from .errors import (
 )
 from .marshal import Decoder
 from .retry import Clock, Sleep
+from .schema import KeySchema
 from .transport import Dispatcher
 
-if TYPE_CHECKING:
-    from .client import Table
+
+class CheckpointTable(Protocol):
+    """What ``TableCheckpoints`` needs of a table (``Table`` is one): its key schema, a
+    consistent get and a put. A protocol, so that the stream side never imports the table."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def key_schema(self) -> KeySchema: ...
+
+    async def get(
+        self, key: Mapping[str, Any], *, consistent: bool = ..., attributes: Any = ...
+    ) -> dict[str, Any] | None: ...
+
+    async def put(self, item: Mapping[str, Any]) -> Any: ...
+
 
 __all__ = [
     "CheckpointStore",
@@ -161,7 +176,9 @@ class TableCheckpoints:
 
     __slots__ = ("_attribute", "_consumer", "_table")
 
-    def __init__(self, table: Table, consumer: str, *, attribute: str = "sequence_number") -> None:
+    def __init__(
+        self, table: CheckpointTable, consumer: str, *, attribute: str = "sequence_number"
+    ) -> None:
         if not isinstance(consumer, str) or not consumer:
             raise ConfigurationError("TableCheckpoints needs a non-empty consumer name")
         if not isinstance(attribute, str) or not attribute:

@@ -1,0 +1,187 @@
+"""A table's side of the batch engine: ``batch_get``, ``batch_get_iter``, ``batch_write``
+and the buffered ``writer``."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from typing import Any
+
+from ..batch import (
+    MAX_WRITE_REQUESTS,
+    BatchWriter,
+    Lane,
+    Outcome,
+    aligned,
+    delete_entry,
+    fetch_all,
+    key_names_of,
+    put_entry,
+    read_entries,
+    read_lane,
+    stream_entries,
+    write_lane,
+)
+from ..errors import (
+    UnprocessedKeysError,
+)
+from .core import (
+    Attributes,
+    Item,
+    TableCore,
+)
+
+__all__ = ["Batches"]
+
+
+class Batches(TableCore):
+    __slots__ = ()
+
+    async def batch_get(
+        self,
+        keys: Iterable[Mapping[str, Any]],
+        *,
+        consistent: bool = False,
+        attributes: Attributes = None,
+        rate: float | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> list[Item | None]:
+        """The items of any number of keys, aligned with ``keys`` (``None``: no such item).
+
+        Duplicate keys are fetched once (each position gets its own copy); chunks of 100 go
+        out concurrently; keys DynamoDB leaves unprocessed are retried with backoff. If some
+        are still unanswered when the retry budget runs out, ``UnprocessedKeysError`` carries
+        ``partial`` (aligned, what was fetched) and ``unprocessed`` (those keys). With
+        ``attributes``, the key attributes needed to match answers are fetched and dropped
+        again unless asked for. ``rate`` caps this call at that many keys per second.
+        """
+        keys = list(keys)
+        if not keys:
+            return []
+        projection, strip = self._projected(attributes, names)
+        lane = read_lane(
+            self._client._batch,
+            self.name,
+            key_names_of(keys),
+            consistent=consistent,
+            attributes=projection,
+            rate=rate,
+        )
+        distinct, positions = read_entries(lane, keys)
+        outcome = await fetch_all(self._client._batch, distinct, window=self._client._window)
+        result = aligned(positions, self._decode)
+        if self._expiry is not None:
+            result = [self._live(item, strip) for item in result]
+        if outcome.leftovers:
+            unprocessed = [dict(entry.source) for entry in outcome.leftovers]
+            raise UnprocessedKeysError(result, unprocessed) from outcome.error
+        return result
+
+    async def batch_get_iter(
+        self,
+        keys: Iterable[Mapping[str, Any]],
+        *,
+        consistent: bool = False,
+        attributes: Attributes = None,
+        rate: float | None = None,
+        window: int | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> AsyncGenerator[tuple[Mapping[str, Any], Item | None], None]:
+        """Stream ``(key, item)`` pairs for a key set too large to hold, as chunks complete.
+
+        ``keys`` is read lazily; at most ``window`` chunks of 100 (default: twice the
+        client's ``max_concurrency``) are in flight or waiting for you, so memory stays
+        bounded. Pairs come in completion order; a key given twice is paired twice.
+        Duplicates are merged only within a chunk. Keys never answered raise
+        ``UnprocessedKeysError`` (``unprocessed`` set, ``partial`` empty) after every other
+        pair has been yielded. Leaving the loop early cancels the chunks still running.
+        """
+        iterator = iter(keys)
+        first = next(iterator, None)
+        if first is None:
+            return
+        projection, strip = self._projected(attributes, names)
+        lane = read_lane(
+            self._client._batch,
+            self.name,
+            key_names_of([first]),
+            consistent=consistent,
+            attributes=projection,
+            rate=rate,
+        )
+        engine = self._client._batch
+        outcome: Outcome[Any] = Outcome()
+        entries = stream_entries(lane, itertools.chain((first,), iterator))
+        decode = self._decode
+        chunks = engine.gets(entries, outcome, window=window or self._client._window)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                for entry in chunk:
+                    item = self._live(entry.item, strip)
+                    yield entry.source, item
+                    for again in entry.again or ():
+                        yield again, None if item is None else self._live(entry.copy(decode), strip)
+        if outcome.leftovers:
+            unprocessed = [
+                dict(k) for entry in outcome.leftovers for k in (entry.source, *(entry.again or ()))
+            ]
+            raise UnprocessedKeysError([], unprocessed) from outcome.error
+
+    async def batch_write(
+        self,
+        *,
+        puts: Iterable[Mapping[str, Any]] = (),
+        deletes: Iterable[Mapping[str, Any]] = (),
+        rate: float | None = None,
+    ) -> None:
+        """Write any number of items and delete any number of keys, in concurrent batches.
+
+        Every input is checked first: a bad one raises ``InvalidItem`` naming it
+        (``puts[17].price``) and nothing is sent. Two requests for the same key: the last
+        one wins, as if the puts ran in order and then the deletes. Chunks of 25 (and at most
+        16 MB) go out concurrently; what DynamoDB leaves unprocessed is retried with backoff.
+        If some requests still cannot be written, ``UnprocessedItemsError`` lists exactly
+        those; all the others are written. ``rate`` caps this call at that many items per
+        second. Needs the table's key schema (one DescribeTable per client).
+        """
+        schema = await self.key_schema()
+        lane = write_lane(self._client._batch, self.name, schema.names, rate=rate)
+        entries = [put_entry(lane, item, f"puts[{i}]") for i, item in enumerate(puts)]
+        entries += [delete_entry(lane, key, f"deletes[{i}]") for i, key in enumerate(deletes)]
+        writer = BatchWriter(
+            self._client._batch, lane, max_in_flight=self._client.max_concurrency, buffer=None
+        )
+        for entry in entries:
+            writer._add(entry)
+        await writer.close()
+
+    def writer(
+        self,
+        *,
+        rate: float | None = None,
+        max_in_flight: int | None = None,
+        buffer: int | None = None,
+        skip_invalid: bool = False,
+    ) -> BatchWriter:
+        """A buffered writer for this table, to use as ``async with table.writer() as w``.
+
+        ``max_in_flight`` bounds the chunks being written at once (default: the client's
+        ``max_concurrency``); ``buffer`` the requests queued or in flight before ``put``
+        waits (default: two chunks per slot); ``rate`` caps it at that many items per
+        second; ``skip_invalid`` records bad items in ``w.rejected`` instead of raising.
+        See ``BatchWriter``.
+        """
+        in_flight = self._client.max_concurrency if max_in_flight is None else max_in_flight
+
+        async def lane() -> Lane:
+            schema = await self.key_schema()
+            return write_lane(self._client._batch, self.name, schema.names, rate=rate)
+
+        return BatchWriter(
+            self._client._batch,
+            lane,
+            max_in_flight=in_flight,
+            buffer=2 * MAX_WRITE_REQUESTS * in_flight if buffer is None else buffer,
+            skip_invalid=skip_invalid,
+        )

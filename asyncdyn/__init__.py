@@ -30,12 +30,14 @@ from .errors import (
     TransactionInProgress,
     TransportError,
     TrimmedDataAccess,
+    UniqueConflict,
     UnprocessedItemsError,
     UnprocessedKeysError,
     ValidationError,
 )
 from .expressions import Attr, Condition, Key, KeyCondition, Update
 from .fanout import TimeBuckets, WriteSharding
+from .model import Design, Raw, field
 from .paging import Page
 from .retry import RetryPolicy
 from .schema import GlobalIndex, KeySchema, LocalIndex
@@ -69,6 +71,7 @@ __all__ = [
     "ConfigurationError",
     "Credentials",
     "CredentialsProvider",
+    "Design",
     "ExpiredIterator",
     "GlobalIndex",
     "HttpResponse",
@@ -83,6 +86,7 @@ __all__ = [
     "MemoryCheckpoints",
     "OutcomeUnknown",
     "Page",
+    "Raw",
     "Record",
     "RecordBatch",
     "Rejected",
@@ -108,6 +112,7 @@ __all__ = [
     "TrimmedDataAccess",
     "TxAction",
     "TxGet",
+    "UniqueConflict",
     "UnprocessedItemsError",
     "UnprocessedKeysError",
     "Update",
@@ -115,5 +120,6 @@ __all__ = [
     "WriteSharding",
     "WriterStats",
     "expires_at",
+    "field",
     "is_expired",
 ]

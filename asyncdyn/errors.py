@@ -13,6 +13,7 @@
     ├── ServiceError                       DynamoDB answered with an error; .code .message .status
     │   ├── ValidationError                ValidationException
     │   ├── ConditionalCheckFailed         .item: the current item when it was asked for
+    │   │   └── UniqueConflict             an entity's unique field value is taken; .field .value
     │   ├── TransactionCanceled            .reasons: one CancellationReason per action, in order
     │   ├── TransactionConflict
     │   ├── TableNotFound                  ResourceNotFoundException
@@ -66,6 +67,7 @@ __all__ = [
     "TransactionInProgress",
     "TransportError",
     "TrimmedDataAccess",
+    "UniqueConflict",
     "UnprocessedItemsError",
     "UnprocessedKeysError",
     "ValidationError",
@@ -174,6 +176,21 @@ class ConditionalCheckFailed(ServiceError):
     (``ReturnValuesOnConditionCheckFailure=ALL_OLD``), decoded; otherwise ``None``."""
 
     item: dict[str, Any] | None = None
+
+
+class UniqueConflict(ConditionalCheckFailed):
+    """An entity's ``field(unique=True)`` value is held by another item (``.entity``,
+    ``.field``, ``.value``); nothing of the write was applied."""
+
+    def __init__(self, entity: str, field: str, value: Any, *, operation: str = "") -> None:
+        super().__init__(
+            "ConditionalCheckFailedException",
+            f"{entity}.{field} = {value!r} is already taken by another {entity}",
+            operation=operation,
+        )
+        self.entity = entity
+        self.field = field
+        self.value = value
 
 
 class CancellationReason:

@@ -35,11 +35,16 @@ _STREAM_VIEWS = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
 
 @dataclass(frozen=True, slots=True)
 class GlobalIndex:
-    """A global secondary index: its own partition key (and optional sort key)."""
+    """A global secondary index: its own partition key (and optional sort key).
+
+    Each may also be a tuple of up to four key specs, a multi-attribute key (DynamoDB since
+    November 2025): ``GlobalIndex("GSI3", ("tenant", "region"), ("created", "id"))``. A pair
+    whose second item is ``"S"``, ``"N"`` or ``"B"`` is one typed attribute, as elsewhere.
+    """
 
     name: str
-    partition_key: KeySpec
-    sort_key: KeySpec | None = None
+    partition_key: KeySpec | tuple[KeySpec, ...]
+    sort_key: KeySpec | tuple[KeySpec, ...] | None = None
     projection: Projection = "ALL"
     read_capacity: int | None = None
     write_capacity: int | None = None
@@ -65,7 +70,8 @@ class KeySchema:
     @classmethod
     def from_description(cls, table: Mapping[str, Any]) -> KeySchema:
         def keys(schema: Sequence[Mapping[str, str]]) -> tuple[str, str | None]:
-            by_role = {part["KeyType"]: part["AttributeName"] for part in schema}
+            # A multi-attribute index key is named by its first attribute here.
+            by_role = {part["KeyType"]: part["AttributeName"] for part in reversed(schema)}
             return by_role["HASH"], by_role.get("RANGE")
 
         pk, sk = keys(table["KeySchema"])
@@ -105,6 +111,25 @@ def _key(spec: KeySpec, role: str, definitions: dict[str, str]) -> dict[str, str
     if definitions.setdefault(name, kind) != kind:
         raise ConfigurationError(f"key attribute {name!r} is declared with two types")
     return {"AttributeName": name, "KeyType": role}
+
+
+# DynamoDB's limit for a multi-attribute key: four attributes per partition and per sort key.
+MAX_KEY_ATTRIBUTES = 4
+
+
+def _index_keys(
+    spec: KeySpec | tuple[KeySpec, ...], role: str, definitions: dict[str, str], index: str
+) -> list[dict[str, str]]:
+    """The KeySchema entries of an index key: one attribute, or several in order."""
+    if isinstance(spec, tuple) and not (len(spec) == 2 and spec[1] in _KEY_TYPES):
+        parts: tuple[Any, ...] = spec
+        if not 1 <= len(parts) <= MAX_KEY_ATTRIBUTES:
+            raise ConfigurationError(
+                f"index {index!r}: a multi-attribute key has 1 to {MAX_KEY_ATTRIBUTES} "
+                f"attributes, not {len(parts)}"
+            )
+        return [_key(part, role, definitions) for part in parts]
+    return [_key(spec, role, definitions)]  # type: ignore[arg-type]
 
 
 def _projection(projection: Projection) -> dict[str, Any]:
@@ -158,9 +183,9 @@ def create_table_request(
             raise ConfigurationError(f"two indexes are named {index.name!r}")
         seen.add(index.name)
         if isinstance(index, GlobalIndex):
-            schema = [_key(index.partition_key, "HASH", definitions)]
+            schema = _index_keys(index.partition_key, "HASH", definitions, index.name)
             if index.sort_key is not None:
-                schema.append(_key(index.sort_key, "RANGE", definitions))
+                schema += _index_keys(index.sort_key, "RANGE", definitions, index.name)
             gsi: dict[str, Any] = {
                 "IndexName": index.name,
                 "KeySchema": schema,

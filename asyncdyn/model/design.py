@@ -1,0 +1,283 @@
+"""``Design``: one table's entities, key templates, indexes and collections, declared once.
+
+The design is what reads and writes consult: it renders keys, tells which entity an item is
+(by key structure first, the type attribute second, aliases included), and proves which
+types can share a partition so that collections read without filters (``collection.py``).
+It knows nothing of I/O: ``bind(db)`` gives the ``Repository`` that does it.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, dataclass_transform, overload
+
+from ..errors import ConfigurationError, InvalidItem
+from .collection import Collection
+from .entity import EntityInfo, compile_entity, info_of
+from .fields import field
+from .keys import EntityKey, NaturalKey
+from .raw import Raw, Unknown, check_unknown
+from .repository import Repository
+from .templates import Template
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..streams import Record
+
+__all__ = ["Design"]
+
+E = TypeVar("E")
+
+
+class Design:
+    """Entities sharing one table: ``Design("Shop", key=("PK", "SK"), indexes={"GSI1":
+    ("GSI1PK", "GSI1SK")}, type_attribute="Type")``.
+
+    ``unknown`` says what reads do with an item no entity claims: ``"raise"`` (default,
+    ``InvalidItem``), ``"skip"``, or ``"raw"`` (yield ``Raw(item)``). ``separator`` is the
+    character key values may not contain.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        key: tuple[str] | tuple[str, str] = ("PK", "SK"),
+        indexes: Mapping[str, tuple[str] | tuple[str, str] | tuple[tuple[str, ...], ...]]
+        | None = None,
+        type_attribute: str = "Type",
+        unknown: Unknown = "raise",
+        separator: str = "#",
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("a design is named after its table: a non-empty str")
+        if not key or len(key) > 2 or not all(isinstance(k, str) and k for k in key):
+            raise ConfigurationError(f"key is (partition,) or (partition, sort), not {key!r}")
+        check_unknown(unknown)
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ConfigurationError("separator is one character")
+        self.name = name
+        self.key_attributes: tuple[str, ...] = tuple(key)
+        self.indexes: dict[str, tuple[str, str | None]] = {}
+        # Multi-attribute indexes: (partition attributes, sort attributes), 1-4 each.
+        self.natural_indexes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        for index, attrs in (indexes or {}).items():
+            if attrs and 1 <= len(attrs) <= 2 and all(isinstance(a, tuple) for a in attrs):
+                groups = [tuple(a) for a in attrs]
+                if not all(
+                    1 <= len(g) <= 4 and all(isinstance(n, str) and n for n in g) for g in groups
+                ):
+                    raise ConfigurationError(
+                        f"index {index!r}: a multi-attribute key is 1 to 4 attribute names "
+                        f"per part, not {attrs!r}"
+                    )
+                self.natural_indexes[index] = (groups[0], groups[1] if len(groups) == 2 else ())
+                continue
+            if not attrs or len(attrs) > 2 or not all(isinstance(a, str) and a for a in attrs):
+                raise ConfigurationError(
+                    f"index {index!r} is (partition,) or (partition, sort), not {attrs!r}"
+                )
+            names = typing.cast(tuple[str, ...], attrs)
+            self.indexes[index] = (names[0], names[1] if len(names) == 2 else None)
+        self.type_attribute = type_attribute
+        self.unknown: Unknown = unknown
+        self.separator = separator
+        self.entities: list[EntityInfo] = []
+        self._by_type: dict[str, EntityInfo] = {}
+        self.collections: dict[str, Collection] = {}
+        # Proofs about which templates can share a key range, per key declaration; made
+        # on first use and dropped when an entity is added (it may change them).
+        self.proofs: dict[Any, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Design({self.name!r}, entities={[e.type_name for e in self.entities]})"
+
+    # -- declaring -----------------------------------------------------------------------
+
+    def key(self, *, pk: str, sk: str | None = None) -> EntityKey:
+        """An entity's table key, as templates: ``key = shop.key(pk="CUSTOMER#{customer_id}",
+        sk="METADATA")``."""
+        sk_attr = self.key_attributes[1] if len(self.key_attributes) == 2 else None
+        if (sk is None) != (sk_attr is None):
+            raise ConfigurationError(
+                f"table {self.name!r} has the key {self.key_attributes}: "
+                + ("give sk=" if sk is None else "it has no sort key")
+            )
+        return EntityKey(
+            None,
+            Template(pk, self.separator),
+            None if sk is None else Template(sk, self.separator),
+            self.key_attributes[0],
+            sk_attr,
+        )
+
+    @overload
+    def index(self, name: str, *, pk: str, sk: str | None = None) -> EntityKey: ...
+
+    @overload
+    def index(self, name: str) -> NaturalKey: ...
+
+    def index(
+        self, name: str, *, pk: str | None = None, sk: str | None = None
+    ) -> EntityKey | NaturalKey:
+        """An entity's key on global index ``name`` (one of ``Design(indexes=...)``): key
+        templates for a templated index, none for a multi-attribute one (its attributes are
+        the entity's fields of those stored names)."""
+        natural = self.natural_indexes.get(name)
+        if natural is not None:
+            if pk is not None or sk is not None:
+                raise ConfigurationError(
+                    f"index {name!r} has multi-attribute keys {natural}: its attributes are "
+                    "the entity's own fields, so it takes no templates"
+                )
+            return NaturalKey(name, *natural)
+        if pk is None:
+            raise ConfigurationError(f"index {name!r} needs pk= (a key template)")
+        attrs = self.indexes.get(name)
+        if attrs is None:
+            raise ConfigurationError(
+                f"design {self.name!r} has no index {name!r} (indexes: "
+                f"{', '.join([*self.indexes, *self.natural_indexes])})"
+            )
+        if (sk is None) != (attrs[1] is None):
+            raise ConfigurationError(f"index {name!r} has the key {attrs}: pk and sk must match it")
+        return EntityKey(
+            name,
+            Template(pk, self.separator),
+            None if sk is None else Template(sk, self.separator),
+            attrs[0],
+            attrs[1],
+        )
+
+    @dataclass_transform(kw_only_default=True, eq_default=True, field_specifiers=(field,))
+    def entity(
+        self, type_name: str, *, aliases: tuple[str, ...] = ()
+    ) -> Callable[[type[E]], type[E]]:
+        """Class decorator: ``@shop.entity("Order")`` makes the class an entity whose items
+        carry ``Type = "Order"`` (never the class name); ``aliases`` are older stored names
+        that still read as this entity."""
+
+        def decorate(cls: type[E]) -> type[E]:
+            names = (type_name, *aliases)
+            for n in names:
+                if n in self._by_type:
+                    raise ConfigurationError(
+                        f"type name {n!r} is already {self._by_type[n].cls.__name__}'s"
+                    )
+            # The scope the class is defined in resolves its string annotations when it is
+            # a function's (``from __future__ import annotations`` in a local class).
+            scope = sys._getframe(1).f_locals
+            new = compile_entity(cls, self, type_name, tuple(aliases), scope)
+            info = info_of(new)
+            self.entities.append(info)
+            for n in names:
+                self._by_type[n] = info
+            self.proofs.clear()
+            return new
+
+        return decorate
+
+    def collection(self, name: str, *entities: type, index: str | None = None) -> Collection:
+        """Entity types read together by one query of a shared partition (``index``: on that
+        global index): ``shop.collection("customer_page", Customer, Order)``."""
+        if name in self.collections:
+            raise ConfigurationError(f"design {self.name!r} already has a collection {name!r}")
+        made = Collection(self, name, [info_of(e) for e in entities], index)
+        self.collections[name] = made
+        return made
+
+    def bind(self, db: Client, *, table: str | None = None) -> Repository:
+        """The repository of this design over ``db.table(design.name)`` (or the table named
+        ``table``: one design, several tables, e.g. per stage)."""
+        return Repository(self, db, table=table)
+
+    # -- reading items -------------------------------------------------------------------
+
+    def classify(self, item: Mapping[str, Any]) -> EntityInfo | None:
+        """The entity an item is: the one whose table key templates match its key; among
+        several (or when the key is absent), the one its type attribute names."""
+        attrs = self.key_attributes
+        pk = item.get(attrs[0])
+        sk = item.get(attrs[1]) if len(attrs) == 2 else None
+        matched: list[EntityInfo] = []
+        if pk is not None:
+            for info in self.entities:
+                key = info.key
+                if key.pk.matches(pk) and (key.sk is None or key.sk.matches(sk)):
+                    matched.append(info)
+        if len(matched) == 1:
+            return matched[0]
+        stored_type = item.get(self.type_attribute) if self.type_attribute else None
+        named = self._by_type.get(stored_type) if isinstance(stored_type, str) else None
+        if named is None:
+            return None
+        if matched and named not in matched:
+            return None  # the key says one thing and the type another: not ours to guess
+        return named
+
+    def decode(
+        self, info: EntityInfo, item: Mapping[str, Any], key: dict[str, Any] | None = None
+    ) -> Any:
+        """The entity ``info`` made from ``item``; fields missing from the item are read
+        from its keys (their templates parse), else ``InvalidItem`` names them."""
+        try:
+            return info.decode(item, key)
+        except KeyError:
+            pass
+        filled = dict(item)
+        for declared in (info.key, *info.indexes.values()):
+            for template, attr in (
+                (declared.pk, declared.pk_attribute),
+                (declared.sk, declared.sk_attribute),
+            ):
+                if template is None or attr is None or attr not in item:
+                    continue
+                parsed = template.parse(item[attr])
+                for name, value in (parsed or {}).items():
+                    filled.setdefault(info.fields[name].stored, value)
+        try:
+            return info.decode(filled)
+        except KeyError as exc:
+            lacking = info.by_stored.get(exc.args[0]) or info.fields[exc.args[0]]
+            raise InvalidItem(
+                f"the stored item has no attribute {lacking.stored!r} and its keys do not hold "
+                f"it (key { {a: item.get(a) for a in self.key_attributes} })",
+                f"{info.type_name}.{lacking.name}",
+            ) from None
+
+    def parse(self, item: Mapping[str, Any], *, unknown: Unknown | None = None) -> Any:
+        """The entity an item (a raw dict, e.g. a stream record's ``new``) is, decoded; an
+        item that is no entity of the design: ``InvalidItem``, ``None`` (``unknown="skip"``)
+        or ``Raw(item)`` (``unknown="raw"``)."""
+        info = self.classify(item)
+        if info is None:
+            return self.unknown_item(item, self.unknown if unknown is None else unknown)
+        return self.decode(info, item)
+
+    def parse_record(self, record: Record, *, unknown: Unknown | None = None) -> tuple[Any, Any]:
+        """A stream record's ``(old, new)`` images as entities (``None`` where the record
+        carries no such image: an INSERT has no old, a REMOVE no new, a KEYS_ONLY stream
+        neither); items that are no entity follow ``unknown`` as in ``parse``."""
+        old = None if record.old is None else self.parse(record.old, unknown=unknown)
+        new = None if record.new is None else self.parse(record.new, unknown=unknown)
+        return old, new
+
+    def unknown_item(self, item: Mapping[str, Any], unknown: str) -> Any:
+        if unknown == "raw":
+            return Raw(dict(item))
+        if unknown == "skip":
+            return None
+        check_unknown(unknown)
+        key = {a: item.get(a) for a in self.key_attributes}
+        raise InvalidItem(
+            f"item {key} of table {self.name!r} is no entity of the design (type "
+            f"{item.get(self.type_attribute)!r}); read with unknown='skip' or 'raw' to pass it"
+        )
+
+    def info(self, entity: Any) -> EntityInfo:
+        info = info_of(entity)
+        if info.design is not self:
+            raise ConfigurationError(f"{entity.__name__} belongs to design {info.design.name!r}")
+        return info

@@ -1,0 +1,55 @@
+"""The playbook's e-commerce design, shared by the entity layer's unit and integration tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from asyncdyn.model import Design, Entity, field
+
+shop = Design(
+    "Shop",
+    key=("PK", "SK"),
+    indexes={"GSI1": ("GSI1PK", "GSI1SK"), "GSI2": ("GSI2PK", "GSI2SK")},
+    type_attribute="Type",
+)
+
+
+@shop.entity("Customer")
+class Customer(Entity):
+    customer_id: str
+    email: str
+    name: str
+    created_at: datetime | None = field(created=True)
+    updated_at: datetime | None = field(updated=True)
+    version: int = field(version=True)
+    key = shop.key(pk="CUSTOMER#{customer_id}", sk="METADATA")
+    by_email = shop.index("GSI1", pk="CUSTOMER_EMAIL#{email}", sk="CUSTOMER#{customer_id}")
+
+
+@shop.entity("Order", aliases=("Purchase",))
+class Order(Entity):
+    customer_id: str
+    order_id: str
+    total: Decimal
+    status: str
+    placed_at: datetime
+    note: str | None = field(default=None, name="n")
+    expires: datetime | None = field(ttl=True, default=None)
+    key = shop.key(pk="CUSTOMER#{customer_id}", sk="ORDER#{order_id}")
+    by_id = shop.index("GSI1", pk="ORDER#{order_id}", sk="CUSTOMER#{customer_id}")
+    by_status = shop.index("GSI2", pk="ORDER_STATUS#{status}", sk="{placed_at}#ORDER#{order_id}")
+
+
+@shop.entity("OrderItem")
+class OrderItem(Entity):
+    order_id: str
+    item_id: int
+    sku: str
+    qty: int = 1
+    key = shop.key(pk="ORDER#{order_id}", sk="ITEM#{item_id:05d}")
+    by_order = shop.index("GSI1", pk="ORDER#{order_id}", sk="ITEM#{item_id:05d}")
+
+
+customer_page = shop.collection("customer_page", Customer, Order)
+order_page = shop.collection("order_page", Order, OrderItem, index="GSI1")

@@ -7,6 +7,7 @@
     ├── InvalidExpression (ValueError)     a malformed condition/update/projection; before any I/O
     ├── InvalidCursor (ValueError)         a page cursor that is tampered with or from another query
     ├── ConfigurationError (ValueError)    a bad Client / RetryPolicy argument
+    │   └── UndeclaredAccess               a strict design's read that is no declared pattern
     ├── TransportError                     the request did not get a readable answer (retryable)
     │   ├── RequestTimeout (TimeoutError)  no answer within the timeout
     │   └── ChecksumMismatch               x-amz-crc32 does not match the body
@@ -67,6 +68,7 @@ __all__ = [
     "TransactionInProgress",
     "TransportError",
     "TrimmedDataAccess",
+    "UndeclaredAccess",
     "UniqueConflict",
     "UnprocessedItemsError",
     "UnprocessedKeysError",
@@ -114,6 +116,15 @@ class InvalidCursor(AsyncDynError, ValueError):
 
 class ConfigurationError(AsyncDynError, ValueError):
     """A bad argument to ``Client``, ``RetryPolicy`` or a control-plane call."""
+
+
+class UndeclaredAccess(ConfigurationError):
+    """A scan, or a query that matches none of the declared access patterns, refused by a
+    ``Design(strict=True)`` before anything is sent; ``.design`` names the design."""
+
+    def __init__(self, message: str, design: str = "") -> None:
+        self.design = design
+        super().__init__(message)
 
 
 class TransportError(AsyncDynError):

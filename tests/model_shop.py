@@ -53,3 +53,20 @@ class OrderItem(Entity):
 
 customer_page = shop.collection("customer_page", Customer, Order)
 order_page = shop.collection("order_page", Order, OrderItem, index="GSI1")
+
+# The playbook's access patterns, each a key condition (design.check() proves it).
+customer_by_id = shop.pattern("customer by id", Customer)
+orders_of_customer = shop.pattern("orders of a customer", Order, reads_per_second=500)
+items_of_order = shop.pattern("items of an order", OrderItem)
+customer_by_email = shop.pattern("customer by email", Customer, by=("email",))
+order_by_id = shop.pattern("order by id", Order, by=("order_id",))
+pending_orders = shop.pattern(
+    "pending orders in a date range",
+    Order.by_status,
+    status="PENDING",
+    range=Order.placed_at,
+    writes_per_second=50,
+    allow={"hot-key-enum": "a few hundred orders a day; GSI2 stays far below 1,000 WCU/s"},
+)
+customer_with_orders = shop.pattern("customer with orders", customer_page)
+order_with_items = shop.pattern("order with its items", (Order, OrderItem), by=("order_id",))

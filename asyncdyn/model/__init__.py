@@ -4,10 +4,12 @@
 gives a ``Repository`` of typed reads and writes. Raw dicts stay available on ``Table``.
 """
 
+from .check import DesignReport, Finding
 from .collection import Collection
 from .design import Design
 from .entity import Entity, Ref
 from .fields import field
+from .patterns import Pattern
 from .raw import Raw
 from .repository import EntityPage, Repository
 from .where import FieldRef, Where
@@ -15,9 +17,12 @@ from .where import FieldRef, Where
 __all__ = [
     "Collection",
     "Design",
+    "DesignReport",
     "Entity",
     "EntityPage",
     "FieldRef",
+    "Finding",
+    "Pattern",
     "Raw",
     "Ref",
     "Repository",

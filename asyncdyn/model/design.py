@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import sys
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, dataclass_transform, overload
 
 from ..errors import ConfigurationError, InvalidItem
+from ..schema import Projection
+from .check import DesignReport, check_design
 from .collection import Collection
 from .entity import EntityInfo, compile_entity, info_of
 from .fields import field
 from .keys import EntityKey, NaturalKey
+from .patterns import Pattern
 from .raw import Raw, Unknown, check_unknown
 from .repository import Repository
 from .templates import Template
+from .where import FieldRef
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -50,6 +54,8 @@ class Design:
         type_attribute: str = "Type",
         unknown: Unknown = "raise",
         separator: str = "#",
+        projections: Mapping[str, Projection] | None = None,
+        strict: bool = False,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError("a design is named after its table: a non-empty str")
@@ -90,6 +96,21 @@ class Design:
         # Proofs about which templates can share a key range, per key declaration; made
         # on first use and dropped when an entity is added (it may change them).
         self.proofs: dict[Any, Any] = {}
+        self.patterns: dict[str, Pattern] = {}
+        # strict: the repository refuses scans and queries that are no declared pattern.
+        self.strict = bool(strict)
+        self.projections: dict[str, Projection] = {}
+        for index, projection in (projections or {}).items():
+            if index not in self.indexes and index not in self.natural_indexes:
+                raise ConfigurationError(f"projections: design {name!r} has no index {index!r}")
+            if isinstance(projection, str) and projection not in ("ALL", "KEYS_ONLY"):
+                raise ConfigurationError(
+                    f"projection of {index!r} is 'ALL', 'KEYS_ONLY' or the attribute names "
+                    f"it includes, not {projection!r}"
+                )
+            self.projections[index] = (
+                projection if isinstance(projection, str) else tuple(projection)
+            )
 
     def __repr__(self) -> str:
         return f"Design({self.name!r}, entities={[e.type_name for e in self.entities]})"
@@ -187,6 +208,52 @@ class Design:
         made = Collection(self, name, [info_of(e) for e in entities], index)
         self.collections[name] = made
         return made
+
+    def pattern(
+        self,
+        name: str,
+        target: Any,
+        *,
+        by: Iterable[str] | None = None,
+        range: FieldRef | str | None = None,
+        writes_per_second: float | None = None,
+        reads_per_second: float | None = None,
+        allow: Mapping[str, str] | None = None,
+        **fixed_fields: Any,
+    ) -> Pattern:
+        """Declare an access pattern: ``shop.pattern("orders of a customer", Order)``.
+
+        ``target``: an entity (its table key), an index accessor (``Order.by_status``), a
+        collection, or a tuple of entities read together. ``by``: the fields the read is
+        given (default: the target's partition fields); with ``by=`` on an entity or a tuple,
+        the design finds the key, index or collection that serves it. ``range``: the
+        sort-key field a ``where=`` narrows (``range=Order.placed_at``). ``fixed_fields``:
+        constants of the pattern (``status="PENDING"``). ``writes_per_second`` /
+        ``reads_per_second``: the expected rates, for the hot-key check. ``allow``: finding
+        codes accepted for this pattern, each with the reason (``{"hot-key-enum": "..."}``).
+        """
+        if name in self.patterns:
+            raise ConfigurationError(f"design {self.name!r} already has a pattern {name!r}")
+        made = Pattern(
+            self,
+            name,
+            target,
+            by=by,
+            range=range,
+            writes_per_second=writes_per_second,
+            reads_per_second=reads_per_second,
+            allow=allow,
+            fixed=fixed_fields,
+        )
+        self.patterns[name] = made
+        return made
+
+    def check(self, described: Mapping[str, Any] | None = None) -> DesignReport:
+        """The design's findings (errors, warnings, info): every pattern served by a key
+        condition, no key collisions or prefix overlaps, index overloading and sparse maps,
+        projection gaps, hot-key risks; with ``described`` (DescribeTable's ``Table``, e.g.
+        ``await repo.describe()``), also the live table's indexes and key attributes."""
+        return check_design(self, described)
 
     def bind(self, db: Client, *, table: str | None = None) -> Repository:
         """The repository of this design over ``db.table(design.name)`` (or the table named

@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from ..errors import ConditionalCheckFailed, ConfigurationError, InvalidItem, UniqueConflict
+from ..errors import (
+    ConditionalCheckFailed,
+    ConfigurationError,
+    InvalidItem,
+    UndeclaredAccess,
+    UniqueConflict,
+)
 from ..expressions import Attr, Condition, Update
 from ..paging import ItemIterator
 from ..schema import GlobalIndex, KeySchema, StreamView
@@ -26,6 +32,7 @@ from ..transactions import TxAction
 from .collection import Collection
 from .entity import EntityInfo, Ref
 from .keys import EntityKey, NaturalKey
+from .patterns import Pattern
 from .plan import Plan, plan_natural, plan_read
 from .raw import Unknown, check_unknown
 from .unique import delete_unique, put_unique
@@ -74,13 +81,18 @@ class Repository:
         ``stream`` turns on a DynamoDB stream of that view (``"NEW_AND_OLD_IMAGES"``...),
         whose records ``design.parse_record`` reads as entities."""
         attrs = self.design.key_attributes
-        indexes = [GlobalIndex(name, pk, sk) for name, (pk, sk) in self.design.indexes.items()]
+        projections = self.design.projections
+        indexes = [
+            GlobalIndex(name, pk, sk, projection=projections.get(name, "ALL"))
+            for name, (pk, sk) in self.design.indexes.items()
+        ]
         for name, (pk_attrs, sk_attrs) in self.design.natural_indexes.items():
             indexes.append(
                 GlobalIndex(
                     name,
                     tuple(self._attribute_spec(name, a) for a in pk_attrs),
                     tuple(self._attribute_spec(name, a) for a in sk_attrs) or None,
+                    projection=projections.get(name, "ALL"),
                 )
             )
         await self.db.create_table(
@@ -91,6 +103,11 @@ class Repository:
             stream=stream,
             wait=wait,
         )
+
+    async def describe(self) -> dict[str, Any]:
+        """DescribeTable's ``Table`` object of the bound table, for
+        ``design.check(described=...)``."""
+        return await self.table.describe()
 
     def _attribute_spec(self, index: str, attribute: str) -> tuple[str, Literal["S", "N", "B"]]:
         """A multi-attribute index key's type, from the field stored there (the first
@@ -466,6 +483,12 @@ class Repository:
         return out
 
     def _plan(self, target: Any, fields: Mapping[str, Any], where: Where | None) -> Plan:
+        if isinstance(target, Pattern):
+            if target.design is not self.design:
+                raise ConfigurationError(f"pattern {target.name!r} is another design's")
+            target, fields, where = target.bind(fields, where)
+        elif self.design.strict:
+            self._declared(target, fields, where)
         if isinstance(target, Collection):
             if target.design is not self.design:
                 raise ConfigurationError(f"collection {target.name!r} is another design's")
@@ -488,6 +511,53 @@ class Repository:
         if where is not None and where.entity is not target:
             raise ConfigurationError(f"where= is on {where.entity.__name__}, not {target.__name__}")
         return plan_read(self.design, None, [info.key], fields, where)[1]
+
+    def _declared(self, target: Any, fields: Mapping[str, Any], where: Where | None) -> None:
+        """Refuse (strict designs) a query that is none of the declared patterns."""
+        for pattern in self.design.patterns.values():
+            if pattern.matches(target, fields, where):
+                return
+        if isinstance(target, EntityKey | NaturalKey):
+            shown = f"{target.entity.__name__}.{target.name}"
+        elif isinstance(target, Collection):
+            shown = f"collection {target.name!r}"
+        else:
+            shown = getattr(target, "__name__", repr(target))
+        given = ", ".join(fields) or "nothing"
+        ranged = "" if where is None else f" ranging {where.field}"
+        raise UndeclaredAccess(
+            f"design {self.design.name!r} is strict, and a query of {shown} by {given}{ranged} "
+            "is none of its patterns: declare it with design.pattern(...) (and run "
+            "design.check()), or read through the pattern with repo.run(pattern, ...)",
+            self.design.name,
+        )
+
+    def run(
+        self,
+        pattern: Pattern,
+        /,
+        *,
+        where: Where | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+        consistent: bool = False,
+        unknown: Unknown | None = None,
+        **values: Any,
+    ) -> AsyncIterator[Any]:
+        """The entities of a declared access pattern: ``repo.run(orders_of_customer,
+        customer_id="123")``; ``where=`` narrows the pattern's ``range`` field. The values
+        are the pattern's ``by`` fields (its fixed fields are added)."""
+        if not isinstance(pattern, Pattern):
+            raise ConfigurationError("run() takes a pattern of design.pattern(...)")
+        return self.query(
+            pattern,
+            where=where,
+            limit=limit,
+            descending=descending,
+            consistent=consistent,
+            unknown=unknown,
+            **values,
+        )
 
     def _accept(self, plan: Plan, item: dict[str, Any], unknown: str, now: float) -> Any:
         design = self.design
@@ -575,7 +645,7 @@ class Repository:
     @overload
     def query(
         self,
-        target: EntityKey | NaturalKey | Collection,
+        target: EntityKey | NaturalKey | Collection | Pattern,
         /,
         *,
         where: Where | None = ...,
@@ -814,6 +884,13 @@ class Repository:
         """Every stored ``entity`` (a Scan with a filter on the type attribute: it reads
         the whole table; a query is the way when there is one)."""
         info = self._info(entity)
+        if self.design.strict:
+            raise UndeclaredAccess(
+                f"design {self.design.name!r} is strict: a scan of {info.type_name} reads the "
+                "whole table and is no access pattern (scan the raw table, repo.table.scan, "
+                "where a full read is meant, e.g. an export)",
+                self.design.name,
+            )
         if not self.design.type_attribute:
             raise ConfigurationError("scan of one type needs the design's type_attribute")
         condition = Attr(self.design.type_attribute).is_in(list(info.names))

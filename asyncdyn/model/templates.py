@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, InvalidItem
 
-__all__ = ["Template", "could_overlap", "could_start_with"]
+__all__ = ["Template", "could_overlap", "could_reach", "could_start_with"]
 
 # The largest code point: in DynamoDB's byte order (UTF-8) nothing sorts after it, so
 # ``prefix + TOP`` bounds every string that starts with ``prefix``.
@@ -459,3 +459,18 @@ def could_start_with(template: Template, prefix: str) -> bool:
     """Whether some key of ``template`` starts with ``prefix``."""
     tokens = tuple(("c", ch) for ch in prefix) + (_ANY,)
     return _intersect(template.tokens, tokens, template.separator)
+
+
+def could_reach(other: Template, template: Template, upto: str | None) -> bool:
+    """Whether some key of ``other`` starts like ``template``'s keys do before its field
+    ``upto`` (the whole template when ``None``), for any values of the fields before it: whether
+    a ``begins_with`` read of that range can meet ``other``'s keys."""
+    head: list[Token] = []
+    for part in template.parts:
+        if isinstance(part, str):
+            head.extend(("c", ch) for ch in part)
+        elif part[0] == upto:
+            break
+        else:
+            head.append(_FIELD)
+    return _intersect(other.tokens, (*head, _ANY), template.separator)

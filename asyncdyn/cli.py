@@ -1,11 +1,11 @@
 """The ``asyncdyn`` command: ``load`` a file into a table, ``export`` a table, run a ``local``
-server.
+server, ``design check`` a design's access patterns.
 
 Needs the ``cli`` extra (rich, for progress). Exit statuses (see ``asyncdyn --help``):
 0 done; 1 unexpected error or rich missing; 2 usage (arguments, specs, unreadable input,
 checkpoint of another file, table of another key); 3 DynamoDB (table missing, credentials,
 region, access, server unreachable); 4 loaded, but rows were rejected; 5 items left
-unwritten; 130 interrupted.
+unwritten; 6 design check found errors; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from .loading import CsvType, Format
 
 __all__ = [
+    "EXIT_DESIGN",
     "EXIT_DYNAMODB",
     "LoadJob",
     "EXIT_ERROR",
@@ -79,6 +80,7 @@ EXIT_USAGE = 2
 EXIT_DYNAMODB = 3
 EXIT_REJECTED = 4
 EXIT_UNWRITTEN = 5
+EXIT_DESIGN = 6
 EXIT_INTERRUPTED = 130
 
 _EXIT_CODES = f"""exit status:
@@ -90,6 +92,7 @@ _EXIT_CODES = f"""exit status:
        unreachable
   {EXIT_REJECTED}    load: every good row written, but rows were rejected (see the rejects file)
   {EXIT_UNWRITTEN}    load: items left unwritten (rerun with --resume to retry them)
+  {EXIT_DESIGN}    design check: the report has errors (warnings and info do not fail)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a load saved its checkpoint
 """
 _NO_RICH = "asyncdyn: the command line needs rich: pip install 'asyncdyn[cli]'\n"
@@ -274,6 +277,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--port", type=_port, default=0, help="default: a free port")
     local.set_defaults(command=_local_command)
+
+    design = commands.add_parser(
+        "design",
+        help="check a design's access patterns (asyncdyn.model)",
+        description="Check a Design: every access pattern served by a key condition, key "
+        "collisions, index maps, projection gaps, hot keys; with --table or --endpoint-url "
+        "also against the live table (DescribeTable).",
+    )
+    design_commands = design.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    check = design_commands.add_parser(
+        "check",
+        parents=[connection],
+        help="print the design's findings; fail on errors",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("design", metavar="MODULE:DESIGN", help="e.g. myapp.db:shop")
+    check.add_argument(
+        "--format", choices=("text", "json", "markdown", "md"), default="text", dest="output"
+    )
+    check.add_argument(
+        "--table", help="check against this live table (default with --endpoint-url: the design's)"
+    )
+    check.set_defaults(command=_design_check_command)
     return parser
 
 
@@ -832,6 +859,36 @@ def _local_command(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _design_check_command(args: argparse.Namespace, console: Console) -> int:
+    from .model.check import load_design
+
+    try:
+        design = load_design(args.design)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    described = None
+    if args.table or args.endpoint_url:
+        name = args.table or design.name
+
+        async def describe() -> dict[str, Any]:
+            async with _client(args) as db:
+                return await db.table(name).describe()
+
+        try:
+            described = run(describe())
+        except TableNotFound:
+            _error(console, f"table {name!r} does not exist")
+            return EXIT_DYNAMODB
+    report = design.check(described)
+    if args.output == "json":
+        sys.stdout.write(report.to_json() + "\n")
+    elif args.output in ("markdown", "md"):
+        sys.stdout.write(report.to_markdown() + "\n")
+    else:
+        sys.stdout.write(report.to_text() + "\n")
+    return EXIT_OK if report.ok else EXIT_DESIGN
 
 
 if __name__ == "__main__":

@@ -862,7 +862,7 @@ def _local_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def _design_check_command(args: argparse.Namespace, console: Console) -> int:
-    from .model.check import load_design
+    from .model.design import load_design
 
     try:
         design = load_design(args.design)

@@ -29,11 +29,9 @@ they move to ``DesignReport.allowed`` with the reason and no longer block.
 from __future__ import annotations
 
 import enum
-import importlib
 import json
 import math
 import re
-import sys
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -50,7 +48,7 @@ from .templates import Template, could_overlap, could_reach
 if TYPE_CHECKING:
     from .design import Design
 
-__all__ = ["DesignReport", "Finding", "check_design", "load_design"]
+__all__ = ["DesignReport", "Finding", "check_design"]
 
 Severity = Literal["error", "warning", "info"]
 _ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -230,30 +228,6 @@ def check_design(design: Design, described: Mapping[str, Any] | None = None) -> 
             allowed.append(replace(f, allowed=reason))
     findings.sort(key=lambda f: _ORDER[f.severity])
     return DesignReport(design.name, findings, allowed, maps, live is not None)
-
-
-def load_design(spec: str) -> Design:
-    """The design named ``module:attribute`` (``myapp.db:shop``), imported with the current
-    directory on the path as ``python -m`` would; ``ValueError`` says what is wrong."""
-    from .design import Design  # the design module imports this one
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"{spec!r}: name the design as module:attribute (myapp.db:shop)")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r}: {exc}") from None
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise ValueError(f"{module_name!r} has no {attribute!r}") from None
-    if not isinstance(found, Design):
-        raise ValueError(f"{spec!r} is a {type(found).__name__}, not a Design")
-    return found
 
 
 # -- what a pattern reads ---------------------------------------------------------------

@@ -8,6 +8,7 @@ It knows nothing of I/O: ``bind(db)`` gives the ``Repository`` that does it.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ..client import Client
     from ..streams import Record
 
-__all__ = ["Design"]
+__all__ = ["Design", "load_design"]
 
 E = TypeVar("E")
 
@@ -348,3 +349,25 @@ class Design:
         if info.design is not self:
             raise ConfigurationError(f"{entity.__name__} belongs to design {info.design.name!r}")
         return info
+
+
+def load_design(spec: str) -> Design:
+    """The design named ``module:attribute`` (``myapp.db:shop``), imported with the current
+    directory on the path as ``python -m`` would; ``ValueError`` says what is wrong."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{spec!r}: name the design as module:attribute (myapp.db:shop)")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r}: {exc}") from None
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ValueError(f"{module_name!r} has no {attribute!r}") from None
+    if not isinstance(found, Design):
+        raise ValueError(f"{spec!r} is a {type(found).__name__}, not a Design")
+    return found

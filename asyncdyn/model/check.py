@@ -142,9 +142,13 @@ class DesignReport:
         return [f.code for f in self.findings if severity is None or f.severity == severity]
 
     def summary(self) -> str:
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}" + ("" if n == 1 else "s")
+
         return (
-            f"design {self.design}: {len(self.errors)} errors, {len(self.warnings)} warnings, "
-            f"{len(self.infos)} info, {len(self.allowed)} allowed"
+            f"design {self.design}: {count(len(self.errors), 'error')}, "
+            f"{count(len(self.warnings), 'warning')}, {len(self.infos)} info, "
+            f"{len(self.allowed)} allowed"
             + (" (checked against the live table)" if self.live else "")
         )
 
@@ -284,9 +288,11 @@ def _check_pattern(design: Design, pattern: Pattern, live: _LiveTable | None) ->
     problem = None if access is None else key_problem(pattern, access)
     if access is None or problem is not None:
         if access is None:
-            why = "no declared key, index or collection is keyed by " + (
-                ", ".join(pattern.inputs) or "nothing"
-            )
+            given = ", ".join(pattern.inputs) or "nothing"
+            if len(pattern.types) > 1:
+                why = f"no collection of {', '.join(names)} is read by {given}"
+            else:
+                why = f"no key or index of {names[0]} is keyed by {given}"
         else:
             why = f"{_describe(access)}: {problem}"
         return [

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from asyncdyn import Client, TableNotFound
+from asyncdyn import Client, TableNotFound, UndeclaredAccess
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -45,6 +45,20 @@ async def run_example(db: Client, name: str, design: str) -> dict[str, Any]:
 async def test_single_table_example(db: Client) -> None:
     done = await run_example(db, "single-table", "Shop")
     assert done["shipped"].status == "SHIPPED" and done["ada2"].version == 2
+    # The playbook's patterns check clean against the live table, as the block asserts.
+    report = done["report"]
+    assert report.ok and report.live and len(done["shop"].patterns) == 8
+
+
+async def test_design_check_example_prints_the_report_shown(
+    db: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done = await run_example(db, "design-check", "Orders")
+    assert isinstance(done["refused"], UndeclaredAccess)
+    shown = re.search(r"```text\n(design Orders: .*?)```", README.read_text(), re.S)
+    assert shown is not None
+    printed = capsys.readouterr().out.replace(done["shop"].name, "Orders")
+    assert printed == shown.group(1)
 
 
 @pytest.mark.moto_only

@@ -524,7 +524,7 @@ def test_report_as_json_markdown_and_text() -> None:
     assert "| error | unservable | order with its items | Order, Item | table |" in md
     assert "## GSI1\n\n| type | partition key | sort key | sparse |" in md
     text = str(report)
-    assert text.splitlines()[0] == "design Orders: 1 errors, 1 warnings, 2 info, 0 allowed"
+    assert text.splitlines()[0] == "design Orders: 1 error, 1 warning, 2 info, 0 allowed"
     assert "fix: write Item into GSI1" in text
 
 

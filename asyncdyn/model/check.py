@@ -724,6 +724,25 @@ def _rates(design: Design, info: EntityInfo, index: str | None) -> tuple[float, 
 def _check_hot_keys(design: Design) -> list[Finding]:
     out: list[Finding] = []
     for info in design.entities:
+        for natural in info.natural.values():
+            if all(_enum_like(info.fields[n]) for n in natural.pk_fields):
+                writes, reads = _rates(design, info, natural.index)
+                over = writes > WRITE_LIMIT or reads > READ_LIMIT
+                out.append(
+                    Finding(
+                        "error" if over else "warning",
+                        "hot-key-enum",
+                        f"{natural.index} is partitioned by {', '.join(natural.pk_fields)} "
+                        f"alone, which take a few values: every {info.type_name} of one "
+                        "combination goes to one partition",
+                        None,
+                        (info.type_name,),
+                        natural.index,
+                        suggestion="add a high-cardinality attribute (or a shard number "
+                        "computed with field(shard_of=...)) to the index's partition key; "
+                        "reading it back then costs one Query per shard",
+                    )
+                )
         shard_names = {f.name for f in info.shards}
         for index, key in [(None, info.key), *info.indexes.items()]:
             fields = key.pk.fields

@@ -38,6 +38,7 @@ class Pattern:
     and ``repo.page(pattern, ...)`` read it."""
 
     __slots__ = (
+        "_resolved",
         "allow",
         "by",
         "design",
@@ -122,6 +123,9 @@ class Pattern:
         self.writes_per_second = writes_per_second
         self.reads_per_second = reads_per_second
         self.allow = allowed
+        # (entities, collections) counted when resolved, and what it resolved to: a design
+        # only grows, so the counts say whether the answer may have changed.
+        self._resolved: tuple[tuple[int, int], Access | None] | None = None
         self.by: tuple[str, ...] = (
             tuple(by) if by is not None else tuple(self._default_inputs(target))
         )
@@ -143,6 +147,8 @@ class Pattern:
             source = shard_fields.get(n)
             if source is not None:  # a shard is computed from its source, or read all
                 n = source
+            if n == self.range:
+                continue  # a time-bucket field: the range picks the buckets
             if n not in self.fixed and n not in out:
                 out.append(n)
         return out
@@ -170,6 +176,12 @@ class Pattern:
         condition alone, or ``None`` when the design has none (``design.check()`` says why)."""
         if self.explicit:
             return self.target  # type: ignore[no-any-return]
+        state = (len(self.design.entities), len(self.design.collections))
+        if self._resolved is None or self._resolved[0] != state:
+            self._resolved = (state, self._find())
+        return self._resolved[1]
+
+    def _find(self) -> Access | None:
         inputs = set(self.inputs)
         if isinstance(self.target, tuple):
             wanted = {id(t) for t in self.types}

@@ -631,3 +631,41 @@ async def test_a_design_that_is_not_strict_reads_anything(
     assert not shop.strict
     assert [o async for o in repo.query(Order.by_status, status="SHIPPED")] == []
     assert [o async for o in repo.scan(OrderItem)] == []
+
+
+def test_a_time_bucketed_pattern_is_given_its_other_fields_and_ranges_the_bucket() -> None:
+    from tests.model_sensors import Reading, iot
+
+    d = Design("Buckets", strict=True)
+
+    @d.entity("Reading")
+    class R(Entity):
+        sensor_id: str
+        at: datetime
+        value: Decimal
+        key = d.key(pk="SENSOR#{sensor_id}#{at:%Y-%m}", sk="{at}")
+
+    p = d.pattern("readings of a sensor", R, range=R.at)
+    assert p.by == ("sensor_id",) and p.resolve() is R
+    assert p.matches(R, {"sensor_id": "s"}, R.at.between(T0, T1))
+    assert not p.matches(R, {"sensor_id": "s"}, R.value.gte(1))
+    report = d.check()
+    assert report.ok and "unservable" not in codes(report)
+    assert iot.check().ok and Reading is not R
+
+
+def test_an_enum_like_multi_attribute_partition_is_a_hot_key() -> None:
+    for fields, hot in ((("region", "tier"), True), (("tenant", "tier"), False)):
+        d = Design("MultiHot", indexes={"M": (fields, ("created",))})
+
+        @d.entity("Ev")
+        class Ev(Entity):
+            ev: str
+            tenant: str
+            region: Literal["eu", "us"]
+            tier: Tier
+            created: int
+            key = d.key(pk="EV#{ev}", sk="EV")
+            by_m = d.index("M")
+
+        assert ("hot-key-enum" in codes(d.check())) is hot

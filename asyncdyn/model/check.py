@@ -676,9 +676,11 @@ def _index_maps(design: Design) -> tuple[dict[str, list[dict[str, Any]]], list[F
         if never or optional:
             parts = []
             if never:
-                parts.append(f"{', '.join(never)} never write its keys")
+                verb = "writes" if len(never) == 1 else "write"
+                parts.append(f"{', '.join(never)} never {verb} its keys")
             if optional:
-                parts.append(f"{', '.join(optional)} leave it")
+                verb = "leaves" if len(optional) == 1 else "leave"
+                parts.append(f"{', '.join(optional)} {verb} it")
             out.append(
                 Finding(
                     "info",

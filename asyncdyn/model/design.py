@@ -25,7 +25,6 @@ from .patterns import Pattern
 from .raw import Raw, Unknown, check_unknown
 from .repository import Repository
 from .templates import Template
-from .where import FieldRef
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -216,7 +215,7 @@ class Design:
         target: Any,
         *,
         by: Iterable[str] | None = None,
-        range: FieldRef | str | None = None,
+        range: object = None,
         writes_per_second: float | None = None,
         reads_per_second: float | None = None,
         allow: Mapping[str, str] | None = None,
@@ -228,7 +227,8 @@ class Design:
         collection, or a tuple of entities read together. ``by``: the fields the read is
         given (default: the target's partition fields); with ``by=`` on an entity or a tuple,
         the design finds the key, index or collection that serves it. ``range``: the
-        sort-key field a ``where=`` narrows (``range=Order.placed_at``). ``fixed_fields``:
+        sort-key field a ``where=`` narrows (``range=Order.placed_at``, or its name; typed
+        ``object`` because a type checker sees ``Order.placed_at`` as a datetime). ``fixed_fields``:
         constants of the pattern (``status="PENDING"``). ``writes_per_second`` /
         ``reads_per_second``: the expected rates, for the hot-key check. ``allow``: finding
         codes accepted for this pattern, each with the reason (``{"hot-key-enum": "..."}``).

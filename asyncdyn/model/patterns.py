@@ -58,7 +58,7 @@ class Pattern:
         target: Any,
         *,
         by: Iterable[str] | None,
-        range: FieldRef | str | None,
+        range: object,
         writes_per_second: float | None,
         reads_per_second: float | None,
         allow: Mapping[str, str] | None,
@@ -96,9 +96,17 @@ class Pattern:
                 raise ConfigurationError(f"pattern {name!r}: no field {f!r} to fix")
         ranged: str | None
         if isinstance(range, FieldRef):
+            if all(range.entity is not t.cls for t in types):
+                raise ConfigurationError(
+                    f"pattern {name!r}: range={range!r} is no field of what it reads"
+                )
             ranged = range.name
-        else:
+        elif range is None or isinstance(range, str):
             ranged = range
+        else:
+            raise ConfigurationError(
+                f"pattern {name!r}: range is a field (Order.placed_at) or its name, not {range!r}"
+            )
         if ranged is not None and ranged not in known:
             raise ConfigurationError(f"pattern {name!r}: no field {ranged!r} to range")
         for rate, what in ((writes_per_second, "writes"), (reads_per_second, "reads")):
@@ -230,18 +238,18 @@ class Pattern:
         access = self.resolve()
         if access is None:
             return False
-        same = access is target or (
-            isinstance(target, EntityKey)
-            and isinstance(access, type)
-            and info_of(access).key is target
-        )
-        if not same:
+        if _table_key(access) is not _table_key(target):
             return False
         if set(fields) != set(self.inputs):
             return False
         if any(fields[n] != v for n, v in self.fixed.items()):
             return False
         return where is None or where.field == self.range
+
+
+def _table_key(target: Any) -> Any:
+    """An entity class stands for its table key (``Order`` and ``Order.key`` read alike)."""
+    return info_of(target).key if isinstance(target, type) else target
 
 
 def key_problem(pattern: Pattern, access: Access) -> str | None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from asyncdyn import Client
-from asyncdyn.model import Design, Entity, field
+from asyncdyn.model import Design, DesignReport, Entity, Finding, field
 
 shop = Design("Shop", indexes={"GSI1": ("GSI1PK", "GSI1SK")})
 
@@ -33,6 +33,13 @@ class Order(Entity):
 
 
 pages = shop.collection("customer_page", Customer, Order)
+orders_of_customer = shop.pattern("orders of a customer", Order)
+recent_orders = shop.pattern(
+    "recent orders",
+    Order.by_day,
+    range=Order.placed_at,
+    allow={"hot-key-constant": "an admin view, a few reads a day"},
+)
 
 
 async def use(db: Client) -> list[str]:
@@ -48,4 +55,18 @@ async def use(db: Client) -> list[str]:
         [Customer.ref(customer_id="1"), Order.ref(customer_id="1", order_id="2")]
     )
     rows = [row async for row in repo.query(pages, customer_id="1")]
-    return [str(version), str(got), str(totals), *ids, str(both), str(rows)]
+    report: DesignReport = shop.check(await repo.describe())
+    errors: list[Finding] = report.errors
+    ran = [o async for o in repo.run(orders_of_customer, customer_id="1")]
+    page = await repo.page(recent_orders, limit=10, where=Order.field_ref("placed_at").gte(t0))
+    return [
+        str(version),
+        str(got),
+        str(totals),
+        *ids,
+        str(both),
+        str(rows),
+        str(errors),
+        str(ran),
+        str(page.cursor),
+    ]

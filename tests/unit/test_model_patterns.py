@@ -276,7 +276,7 @@ def test_index_map_and_sparse_map_and_an_unused_index() -> None:
     idx = one(report, "index-map")
     assert idx.index == "GSI1" and "holds U (NICK#{nick} / U#{u})" in idx.message
     sparse = one(report, "sparse-map")
-    assert sparse.index == "GSI1" and "U (when nick is None) leave it" in sparse.message
+    assert sparse.index == "GSI1" and "U (when nick is None) leaves it" in sparse.message
     unused = one(report, "index-unused")
     assert unused.severity == "warning" and unused.index == "GSI2"
     assert report.maps["GSI1"] == [
@@ -669,3 +669,12 @@ def test_an_enum_like_multi_attribute_partition_is_a_hot_key() -> None:
             by_m = d.index("M")
 
         assert ("hot-key-enum" in codes(d.check())) is hot
+
+
+def test_an_entity_and_its_table_key_are_one_target_for_strict_matching() -> None:
+    d, P, posts = strict_design()
+    assert posts.matches(P, {"author": "a"}, None)
+    assert posts.matches(P.key, {"author": "a"}, None)  # type: ignore[attr-defined]
+    by_key = d.pattern("posts by key", P.key, by=("author",))  # type: ignore[attr-defined]
+    assert by_key.matches(P, {"author": "a"}, None)
+    assert not posts.matches(P.by_id, {"author": "a"}, None)

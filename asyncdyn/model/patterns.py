@@ -38,6 +38,7 @@ class Pattern:
     and ``repo.page(pattern, ...)`` read it."""
 
     __slots__ = (
+        "_explicit",
         "_resolved",
         "allow",
         "by",
@@ -134,8 +135,12 @@ class Pattern:
         # (entities, collections) counted when resolved, and what it resolved to: a design
         # only grows, so the counts say whether the answer may have changed.
         self._resolved: tuple[tuple[int, int], Access | None] | None = None
-        self.by: tuple[str, ...] = (
-            tuple(by) if by is not None else tuple(self._default_inputs(target))
+        default = () if isinstance(target, tuple) else tuple(self._default_inputs(target))
+        self.by: tuple[str, ...] = tuple(by) if by is not None else default
+        # An entity with other inputs than its table key's, or a tuple of entities, is a
+        # requirement the design resolves; anything else names what it reads.
+        self._explicit = not isinstance(target, tuple) and not (
+            isinstance(target, type) and self.by != default
         )
 
     def _default_inputs(self, target: Any) -> list[str]:
@@ -172,12 +177,7 @@ class Pattern:
     @property
     def explicit(self) -> bool:
         """Whether the pattern names the key it reads (else the design finds one)."""
-        return not isinstance(self.target, tuple) and not (
-            isinstance(self.target, type) and self._by_given()
-        )
-
-    def _by_given(self) -> bool:
-        return tuple(self.by) != tuple(self._default_inputs(self.target))
+        return self._explicit
 
     def resolve(self) -> Access | None:
         """The declared key, index accessor or collection that serves the pattern by a key
@@ -222,6 +222,13 @@ class Pattern:
                 f"pattern {self.name!r} is given {', '.join(self.by) or 'nothing'}, "
                 f"not {', '.join(extra)}",
                 f"{self.types[0].type_name}.{extra[0]}",
+            )
+        missing = [n for n in self.by if n not in values]
+        if missing:
+            raise InvalidItem(
+                f"pattern {self.name!r} is given {', '.join(self.by)}: "
+                f"{', '.join(missing)} missing",
+                f"{self.types[0].type_name}.{missing[0]}",
             )
         if where is not None and where.field != self.range:
             raise InvalidItem(

@@ -566,6 +566,9 @@ async def test_page_of_a_pattern_and_bad_runs_refused_before_sending(
     with pytest.raises(InvalidItem, match="not status") as exc:
         repo.run(pending_orders, status="SHIPPED")
     assert exc.value.path == "Order.status"
+    with pytest.raises(InvalidItem, match="order_id missing") as exc:
+        repo.run(order_by_id)
+    assert exc.value.path == "Order.order_id"
     with pytest.raises(InvalidItem, match="ranges placed_at, not total"):
         repo.run(pending_orders, where=Order.total.gte(1))
     with pytest.raises(InvalidItem, match="ranges no field"):

@@ -97,6 +97,8 @@ class Design:
         # on first use and dropped when an entity is added (it may change them).
         self.proofs: dict[Any, Any] = {}
         self.patterns: dict[str, Pattern] = {}
+        # (design state, patterns by what they read): see patterns.declared_pattern.
+        self.pattern_lookup: tuple[tuple[int, int, int], dict[int, list[Pattern]]] | None = None
         # strict: the repository refuses scans and queries that are no declared pattern.
         self.strict = bool(strict)
         self.projections: dict[str, Projection] = {}

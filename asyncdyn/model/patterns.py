@@ -27,7 +27,7 @@ from .where import FieldRef, Where
 if TYPE_CHECKING:
     from .design import Design
 
-__all__ = ["Access", "Pattern"]
+__all__ = ["Access", "Pattern", "declared_pattern"]
 
 # A resolved pattern reads one of these.
 Access = type | EntityKey | NaturalKey | Collection
@@ -39,6 +39,7 @@ class Pattern:
 
     __slots__ = (
         "_explicit",
+        "_inputs",
         "_resolved",
         "allow",
         "by",
@@ -137,6 +138,7 @@ class Pattern:
         self._resolved: tuple[tuple[int, int], Access | None] | None = None
         default = () if isinstance(target, tuple) else tuple(self._default_inputs(target))
         self.by: tuple[str, ...] = tuple(by) if by is not None else default
+        self._inputs = frozenset(self.inputs)
         # An entity with other inputs than its table key's, or a tuple of entities, is a
         # requirement the design resolves; anything else names what it reads.
         self._explicit = not isinstance(target, tuple) and not (
@@ -247,11 +249,36 @@ class Pattern:
             return False
         if _table_key(access) is not _table_key(target):
             return False
-        if set(fields) != set(self.inputs):
+        return self._fits(fields, where)
+
+    def _fits(self, fields: Mapping[str, Any], where: Where | None) -> bool:
+        if len(fields) != len(self._inputs) or not self._inputs.issuperset(fields):
             return False
-        if any(fields[n] != v for n, v in self.fixed.items()):
-            return False
+        for name, value in self.fixed.items():
+            if fields[name] != value:
+                return False
         return where is None or where.field == self.range
+
+
+def declared_pattern(
+    design: Design, target: Any, fields: Mapping[str, Any], where: Where | None
+) -> Pattern | None:
+    """The declared pattern a query is, if any (what strict designs require). The patterns
+    are indexed by what they read, once per state of the design (it only grows), so a strict
+    query costs a dict lookup and a compare, not a walk over every pattern."""
+    state = (len(design.entities), len(design.collections), len(design.patterns))
+    cached = design.pattern_lookup
+    if cached is None or cached[0] != state:
+        lookup: dict[int, list[Pattern]] = {}
+        for pattern in design.patterns.values():
+            access = pattern.resolve()
+            if access is not None:
+                lookup.setdefault(id(_table_key(access)), []).append(pattern)
+        cached = design.pattern_lookup = (state, lookup)
+    for pattern in cached[1].get(id(_table_key(target)), ()):
+        if pattern._fits(fields, where):
+            return pattern
+    return None
 
 
 def _table_key(target: Any) -> Any:

@@ -32,7 +32,7 @@ from ..transactions import TxAction
 from .collection import Collection
 from .entity import EntityInfo, Ref
 from .keys import EntityKey, NaturalKey
-from .patterns import Pattern
+from .patterns import Pattern, declared_pattern
 from .plan import Plan, plan_natural, plan_read
 from .raw import Unknown, check_unknown
 from .unique import delete_unique, put_unique
@@ -514,9 +514,8 @@ class Repository:
 
     def _declared(self, target: Any, fields: Mapping[str, Any], where: Where | None) -> None:
         """Refuse (strict designs) a query that is none of the declared patterns."""
-        for pattern in self.design.patterns.values():
-            if pattern.matches(target, fields, where):
-                return
+        if declared_pattern(self.design, target, fields, where) is not None:
+            return
         if isinstance(target, EntityKey | NaturalKey):
             shown = f"{target.entity.__name__}.{target.name}"
         elif isinstance(target, Collection):

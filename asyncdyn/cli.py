@@ -2,9 +2,10 @@
 server.
 
 Needs the ``cli`` extra (rich, for progress). Exit statuses (see ``asyncdyn --help``):
-0 done; 1 unexpected error or rich missing; 2 usage (arguments, specs, unreadable input,
-checkpoint of another file, table of another key); 3 DynamoDB (table missing, credentials,
-region, access, server unreachable); 4 loaded, but rows were rejected; 5 items left
+0 done; 1 unexpected error or an extra missing (rich, or moto for ``local``); 2 usage
+(arguments, specs, unreadable input, checkpoint of another file, table of another key);
+3 DynamoDB (table missing, credentials, region, access, server unreachable); 4 loaded, but
+rows were rejected; 5 items left
 unwritten; 130 interrupted.
 """
 
@@ -83,7 +84,8 @@ EXIT_INTERRUPTED = 130
 
 _EXIT_CODES = f"""exit status:
   {EXIT_OK}    done
-  {EXIT_ERROR}    unexpected error, or rich is not installed
+  {EXIT_ERROR}    unexpected error, or a needed extra is not installed (rich: asyncdyn[cli];
+       moto's server for `local`: asyncdyn[local])
   {EXIT_USAGE}    usage: bad arguments or specs, unreadable input, checkpoint of another file,
        table exists with another key than --create-table
   {EXIT_DYNAMODB}    DynamoDB: table missing, credentials, region, access denied, server
@@ -804,6 +806,10 @@ def _local_command(args: argparse.Namespace, console: Console) -> int:
 
     try:
         server = local.start(args.engine, port=args.port)
+    except local.NotInstalled as exc:
+        # Something to install, not a DynamoDB or network problem (exit 3).
+        _error(console, str(exc))
+        return EXIT_ERROR
     except (RuntimeError, ValueError) as exc:
         _error(console, str(exc))
         return EXIT_DYNAMODB

@@ -169,6 +169,7 @@ class Client:
             retry=retry if retry is not None else RetryPolicy(),
             limiter=asyncio.Semaphore(max_concurrency),
             timeout=timeout,
+            record_capacity=consumed_capacity != "NONE",
         )
         self._consumed_capacity = None if consumed_capacity == "NONE" else consumed_capacity
         # Chunk tasks kept ahead of the in-flight limit, so that a slot freed is refilled at once.

@@ -322,6 +322,7 @@ class Dispatcher:
         "_credentials",
         "_decoder",
         "_limiter",
+        "_record_capacity",
         "_retry",
         "_signer",
         "_target",
@@ -343,8 +344,12 @@ class Dispatcher:
         timeout: float | None = None,
         stats: Stats | None = None,
         target_prefix: str = DYNAMODB_TARGET,
+        record_capacity: bool = False,
     ) -> None:
         self.transport = transport
+        # Only when the client asked for ReturnConsumedCapacity: some servers (moto) send
+        # ConsumedCapacity unasked, and stats() must not show figures nobody requested.
+        self._record_capacity = record_capacity
         self._signer = signer
         self._credentials = credentials
         self._decoder = decoder
@@ -385,6 +390,7 @@ class Dispatcher:
             timeout=self._timeout,
             stats=self.stats,
             target_prefix=target_prefix,
+            record_capacity=self._record_capacity,
         )
 
     @property
@@ -630,9 +636,10 @@ class Dispatcher:
             raise TransportError(f"{operation}: answer body is not a JSON object")
         if response.status >= 300:
             raise self._error(operation, response.status, data)
-        consumed = data.get("ConsumedCapacity")
-        if consumed is not None:
-            self.stats.record_capacity(consumed)
+        if self._record_capacity:
+            consumed = data.get("ConsumedCapacity")
+            if consumed is not None:
+                self.stats.record_capacity(consumed)
         return data
 
     def _error(self, operation: str, status: int, data: dict[str, Any]) -> ServiceError:

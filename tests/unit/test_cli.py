@@ -456,3 +456,17 @@ def test_local_without_moto_names_the_extra(
     err = capsys.readouterr().err
     assert "pip install 'asyncdyn[local]'" in err
     assert "Traceback" not in err and "ModuleNotFoundError" not in err
+
+
+def test_local_help_lists_only_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["local", "--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    assert "--engine" in out and "--port" in out
+    for meaningless in ("--endpoint-url", "--region", "--profile", "--concurrency"):
+        assert meaningless not in out
+    # load and export keep them.
+    with pytest.raises(SystemExit):
+        main(["load", "--help"])
+    assert "--endpoint-url" in capsys.readouterr().out

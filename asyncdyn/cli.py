@@ -2,10 +2,10 @@
 server, ``design check`` a design's access patterns.
 
 Needs the ``cli`` extra (rich, for progress). Exit statuses (see ``asyncdyn --help``):
-0 done; 1 unexpected error or rich missing; 2 usage (arguments, specs, unreadable input,
-checkpoint of another file, table of another key); 3 DynamoDB (table missing, credentials,
-region, access, server unreachable); 4 loaded, but rows were rejected; 5 items left
-unwritten; 6 design check found errors; 130 interrupted.
+0 done; 1 unexpected error or an extra missing (rich, or moto for ``local``); 2 usage
+(arguments, specs, unreadable input, checkpoint of another file, table of another key);
+3 DynamoDB (table missing, credentials, region, access, server unreachable); 4 loaded, but
+rows were rejected; 5 items left unwritten; 6 design check found errors; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from .batch import BatchWriter, key_identity
 from .client import Client, Table
-from .credentials import resolve_region
+from .credentials import is_loopback, resolve_region
 from .errors import (
     AsyncDynError,
     ConfigurationError,
@@ -85,7 +84,8 @@ EXIT_INTERRUPTED = 130
 
 _EXIT_CODES = f"""exit status:
   {EXIT_OK}    done
-  {EXIT_ERROR}    unexpected error, or rich is not installed
+  {EXIT_ERROR}    unexpected error, or a needed extra is not installed (rich: asyncdyn[cli];
+       moto's server for `local`: asyncdyn[local])
   {EXIT_USAGE}    usage: bad arguments or specs, unreadable input, checkpoint of another file,
        table exists with another key than --create-table
   {EXIT_DYNAMODB}    DynamoDB: table missing, credentials, region, access denied, server
@@ -96,7 +96,6 @@ _EXIT_CODES = f"""exit status:
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a load saved its checkpoint
 """
 _NO_RICH = "asyncdyn: the command line needs rich: pip install 'asyncdyn[cli]'\n"
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 # How often a load saves its checkpoint and the progress display is updated (seconds).
 _CHECKPOINT_EVERY = 1.0
 _YIELD_EVERY = 256  # rows read between two turns of the event loop
@@ -176,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         "--endpoint-url",
         help="DynamoDB endpoint (default: AWS_ENDPOINT_URL_DYNAMODB, AWS config, or AWS); on a "
         "loopback endpoint the region defaults to us-east-1 and, with no AWS credentials "
-        "configured, dummy ones are used",
+        "configured, fixed local ones are used (as Client does)",
     )
     group.add_argument("--region", help="AWS region (default: AWS_REGION / the profile)")
     group.add_argument("--profile", help="AWS config profile for region, endpoint, credentials")
@@ -260,9 +259,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--no-progress", action="store_true", help="no progress display")
     export.set_defaults(command=_export_command)
 
+    # No connection options: the server it starts is the endpoint, and it needs no region,
+    # profile or credentials.
     local = commands.add_parser(
         "local",
-        parents=[connection],
         help="run an embedded DynamoDB-compatible server in the foreground",
         description="Serve moto or dynalite on 127.0.0.1 until Ctrl-C. The endpoint URL is "
         "the first line on standard output.",
@@ -307,13 +307,6 @@ def _parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------- client
 
 
-def _host(url: str) -> str | None:
-    try:
-        return urlsplit(url).hostname
-    except ValueError:  # Client reports the bad URL
-        return None
-
-
 def _client(args: argparse.Namespace, **options: Any) -> Client:
     endpoint = (
         args.endpoint_url
@@ -321,22 +314,16 @@ def _client(args: argparse.Namespace, **options: Any) -> Client:
         or os.environ.get("AWS_ENDPOINT_URL")
     )
     region = args.region
-    credentials: tuple[str, str] | None = None
-    if endpoint and _host(endpoint) in _LOOPBACK:
-        # Local servers check neither region nor signature: spare the user an AWS setup
-        # (and the slow instance-metadata lookup of an empty provider chain).
-        if region is None:
-            try:
-                region = resolve_region(None, profile=args.profile)
-            except ConfigurationError:
-                region = "us-east-1"
-        configured = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
-        if args.profile is None and not configured:
-            credentials = ("local", "local")
+    if region is None and endpoint and is_loopback(endpoint):
+        # Local servers do not check the region: spare the user an AWS setup. (Credentials
+        # on loopback are Client's own decision, the same for the command and for code.)
+        try:
+            region = resolve_region(None, profile=args.profile)
+        except ConfigurationError:
+            region = "us-east-1"
     return Client(
         region=region,
         endpoint_url=endpoint,
-        credentials=credentials,
         profile=args.profile,
         max_concurrency=args.concurrency,
         **options,
@@ -831,6 +818,10 @@ def _local_command(args: argparse.Namespace, console: Console) -> int:
 
     try:
         server = local.start(args.engine, port=args.port)
+    except local.NotInstalled as exc:
+        # Something to install, not a DynamoDB or network problem (exit 3).
+        _error(console, str(exc))
+        return EXIT_ERROR
     except (RuntimeError, ValueError) as exc:
         _error(console, str(exc))
         return EXIT_DYNAMODB
@@ -842,13 +833,13 @@ def _local_command(args: argparse.Namespace, console: Console) -> int:
             url = server.endpoint_url
             sys.stdout.write(url + "\n")
             sys.stdout.flush()
-            region = args.region or "us-east-1"
+            # No credentials in the example: on loopback Client signs with local ones when
+            # none are configured.
             console.print(
                 f"[bold]{server.kind}[/] serves DynamoDB at [bold]{url}[/] (Ctrl-C stops it)\n"
                 f"  asyncdyn load items.jsonl --table Items --create-table PK:S "
                 f"--endpoint-url {url}\n"
-                f"  Client(region={region!r}, endpoint_url={url!r}, "
-                f"credentials=({escape(repr('local'))}, {escape(repr('local'))}))"
+                f"  Client(region={escape(repr('us-east-1'))}, endpoint_url={escape(repr(url))})"
             )
             while server.running:
                 time.sleep(0.5)

@@ -90,7 +90,9 @@ class Client:
             config, then the public endpoint of the region.
         credentials: a ``Credentials``, an ``(access_key, secret_key[, token])`` tuple, a
             ``CredentialsProvider``, or ``None`` for the standard AWS provider chain (env,
-            profiles, SSO, web identity, container and instance metadata), refreshed before expiry.
+            profiles, SSO, web identity, container and instance metadata), refreshed before expiry;
+            on a loopback endpoint with no credentials configured, fixed local ones
+            (``asyncdyn.credentials.local_credentials_apply`` says when).
         max_concurrency: requests in flight at once, for all operations of this client; the
             connection pool is sized to match.
         retry: the ``RetryPolicy`` of each logical operation.
@@ -159,12 +161,15 @@ class Client:
         self._dispatcher = Dispatcher(
             transport,
             signer=SigV4Signer(region=self.region, host=host),
-            credentials=credentials_provider(credentials, profile=profile),
+            credentials=credentials_provider(
+                credentials, profile=profile, endpoint_url=self.endpoint_url
+            ),
             host=host,
             decoder=self._decoder,
             retry=retry if retry is not None else RetryPolicy(),
             limiter=asyncio.Semaphore(max_concurrency),
             timeout=timeout,
+            record_capacity=consumed_capacity != "NONE",
         )
         self._consumed_capacity = None if consumed_capacity == "NONE" else consumed_capacity
         # Chunk tasks kept ahead of the in-flight limit, so that a slot freed is refilled at once.

@@ -9,18 +9,28 @@ and a comparison.
 botocore and aiobotocore are imported lazily: ``import asyncdyn`` stays cheap, and nothing
 touches them when every argument is given explicitly.
 
-No function here logs, and no exception message carries a secret key or session token.
+On a loopback endpoint (a local server such as moto, dynalite or DynamoDB Local, none of
+which checks signatures) with no credentials configured, fixed local credentials are used
+instead of the chain: the chain would end in a slow instance-metadata lookup and then fail
+with "no AWS credentials found". ``local_credentials_apply`` defines "configured".
+
+Only that choice is logged (once per process, at debug level); no exception message
+carries a secret key or session token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import configparser
+import ipaddress
+import logging
 import math
 import os
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -31,7 +41,10 @@ __all__ = [
     "Credentials",
     "CredentialsProvider",
     "StaticCredentials",
+    "LOCAL_CREDENTIALS",
     "credentials_provider",
+    "is_loopback",
+    "local_credentials_apply",
     "resolve_endpoint",
     "resolve_region",
 ]
@@ -47,6 +60,8 @@ _MANDATORY_WINDOW = 10 * 60.0
 _RETRY_INTERVAL = 5.0
 
 _now = time.time
+
+_log = logging.getLogger(__name__)
 
 _NO_CREDENTIALS = (
     "no AWS credentials found: pass credentials=(access_key, secret_key[, token]) or "
@@ -247,6 +262,121 @@ class BotocoreCredentials:
         return cached
 
 
+#: What a loopback endpoint is signed with when no credentials are configured. Local servers
+#: accept any signature; moto files everything under its default account for this key.
+LOCAL_CREDENTIALS = Credentials("local", "local")
+
+# Environment variables that configure a credential source of botocore's chain (besides a
+# profile, below). Instance metadata has none: it is the lookup that local use must avoid.
+_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+# Keys of the config file's default profile that make botocore find credentials there
+# (static keys, assume-role, web identity, a credential process, SSO).
+_CONFIG_CREDENTIAL_KEYS = frozenset(
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "role_arn",
+        "credential_source",
+        "web_identity_token_file",
+        "credential_process",
+        "sso_session",
+        "sso_start_url",
+        "sso_account_id",
+    }
+)
+_local_logged = False
+
+
+def is_loopback(endpoint_url: str) -> bool:
+    """Whether the endpoint's host is ``localhost`` or a loopback address (127.0.0.0/8,
+    ``::1``)."""
+    try:
+        host = urlsplit(endpoint_url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_profile_section(path: Path, section: str) -> dict[str, str] | None:
+    """The ``section`` of an INI file as a dict; ``None`` when the file or section is absent.
+    Raises ``configparser.Error`` / ``OSError`` for a file that cannot be read."""
+    if not path.is_file():
+        return None
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.read(path, encoding="utf-8")
+    if not parser.has_section(section):
+        return None
+    return dict(parser.items(section))
+
+
+def _files_configure_credentials() -> bool:
+    credentials_file = Path(
+        _env("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
+    ).expanduser()
+    config_file = Path(_env("AWS_CONFIG_FILE") or "~/.aws/config").expanduser()
+    try:
+        # Any [default] section in the credentials file is meant for the chain.
+        if _default_profile_section(credentials_file, "default") is not None:
+            return True
+        # The config file's [default] often holds only a region or output format: that
+        # configures no credentials.
+        section = _default_profile_section(config_file, "default") or {}
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return True  # unreadable: let the chain read it and report what is wrong
+    return not _CONFIG_CREDENTIAL_KEYS.isdisjoint(section)
+
+
+def local_credentials_apply(endpoint_url: str | None, *, profile: str | None = None) -> bool:
+    """Whether ``Client(credentials=None, ...)`` signs with :data:`LOCAL_CREDENTIALS`.
+
+    Yes when the endpoint is on loopback (:func:`is_loopback`) and no credentials are
+    configured, that is, all of: no ``profile``; none of ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``AWS_DEFAULT_PROFILE``,
+    ``AWS_WEB_IDENTITY_TOKEN_FILE``, ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` /
+    ``_FULL_URI`` set (non-empty); no ``[default]`` section in the shared credentials file
+    (``AWS_SHARED_CREDENTIALS_FILE``, default ``~/.aws/credentials``); and no credential
+    setting (keys, ``role_arn``, ``credential_source``, ``web_identity_token_file``,
+    ``credential_process``, SSO) in the ``[default]`` profile of the config file
+    (``AWS_CONFIG_FILE``, default ``~/.aws/config``). A file that cannot be parsed counts
+    as configured. Anything configured goes through the full chain, loopback or not: a
+    proxy on loopback in front of real DynamoDB keeps working.
+    """
+    if endpoint_url is None or not is_loopback(endpoint_url):
+        return False
+    if profile is not None:
+        return False
+    if any(_env(name) for name in _CREDENTIAL_VARIABLES):
+        return False
+    return not _files_configure_credentials()
+
+
+def _local_provider(endpoint_url: str) -> StaticCredentials:
+    global _local_logged
+    if not _local_logged:
+        _local_logged = True
+        _log.debug(
+            "endpoint %s is on loopback and no AWS credentials are configured: signing with "
+            "fixed local credentials, without the provider chain",
+            endpoint_url,
+        )
+    return StaticCredentials.from_credentials(LOCAL_CREDENTIALS)
+
+
 def credentials_provider(
     credentials: CredentialsProvider
     | Credentials
@@ -255,14 +385,19 @@ def credentials_provider(
     | None,
     *,
     profile: str | None = None,
+    endpoint_url: str | None = None,
 ) -> CredentialsProvider:
     """Turn the ``credentials=`` argument of ``Client`` into a provider.
 
-    ``None`` -> the standard chain (``BotocoreCredentials``, honouring ``profile``);
+    ``None`` -> :data:`LOCAL_CREDENTIALS` when ``endpoint_url`` is on loopback and nothing
+    is configured (:func:`local_credentials_apply`), else the standard chain
+    (``BotocoreCredentials``, honouring ``profile``);
     a ``Credentials`` or an ``(access_key, secret_key[, token])`` tuple -> ``StaticCredentials``;
     a provider -> itself.
     """
     if credentials is None:
+        if local_credentials_apply(endpoint_url, profile=profile):
+            return _local_provider(str(endpoint_url))
         return BotocoreCredentials(profile)
     if isinstance(credentials, Credentials):
         return StaticCredentials.from_credentials(credentials)

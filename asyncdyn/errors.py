@@ -184,9 +184,48 @@ class ValidationError(ServiceError):
 
 class ConditionalCheckFailed(ServiceError):
     """A condition expression was false. ``item`` is the current item when it was asked for
-    (``ReturnValuesOnConditionCheckFailure=ALL_OLD``), decoded; otherwise ``None``."""
+    (``ReturnValuesOnConditionCheckFailure=ALL_OLD``), decoded; otherwise ``None``.
+
+    A lost optimistic-locking race (``put_versioned``, ``modify``) also sets ``table``,
+    ``key``, ``expected_version`` (``None``: the write expected no versioned item) and
+    ``stored_version`` (``None``: no item, or one without a version), and the message
+    names them."""
 
     item: dict[str, Any] | None = None
+    table: str | None = None
+    key: dict[str, Any] | None = None
+    expected_version: int | None = None
+    stored_version: Any = None
+
+    def lost_race(
+        self,
+        table: str,
+        key: dict[str, Any] | None,
+        attribute: str,
+        expected: int | None,
+        stored_item: Mapping[str, Any] | None,
+    ) -> None:
+        """Name the table, key and versions of a lost optimistic-locking race."""
+        stored = None if stored_item is None else stored_item.get(attribute)
+        self.table, self.key = table, key
+        self.expected_version, self.stored_version = expected, stored
+        wanted = (
+            f"no item with {attribute!r} yet" if expected is None else f"{attribute} {expected}"
+        )
+        if stored_item is None:
+            found = "no item"
+        elif stored is None:
+            found = f"an item without {attribute!r}"
+        else:
+            found = f"{attribute} {stored!r}"
+        # Key values are the caller's own identifiers, never secrets: they make the message
+        # actionable. Item contents other than the version stay out of it.
+        where = f"table {table!r}" + (f", key {key!r}" if key is not None else "")
+        self.args = (
+            f"{where}: optimistic-locking race lost: expected {wanted}, stored {found} "
+            f"(.item holds the stored item: merge and write again) - {self.code} "
+            f"({self.operation}): {self.message}",
+        )
 
 
 class UniqueConflict(ConditionalCheckFailed):
@@ -232,7 +271,42 @@ class TransactionConflict(ServiceError):
 
 
 class TableNotFound(ServiceError):
-    """The table (or index, or stream) does not exist or is not active yet."""
+    """The table (or index, or stream) does not exist or is not active yet.
+
+    ``tables`` are the tables the request named (``table`` when it named one) and ``index``
+    its index, if any; the message names them. moto answers a query on an unknown index this
+    way too, so with an index the message says "table T or its index I"."""
+
+    tables: tuple[str, ...] = ()
+    index: str | None = None
+    stream: str | None = None
+
+    @property
+    def table(self) -> str | None:
+        """The one table the request named, else ``None``."""
+        return self.tables[0] if len(self.tables) == 1 else None
+
+    def locate(
+        self, tables: Sequence[str], index: str | None = None, stream: str | None = None
+    ) -> None:
+        """Record what the failed request named and put it at the front of the message."""
+        self.tables = tuple(tables)
+        self.index = index
+        self.stream = stream
+        if stream is not None:
+            what = f"stream {stream!r}"
+        elif not self.tables:
+            return
+        elif len(self.tables) == 1:
+            what = f"table {self.tables[0]!r}"
+            if index is not None:
+                what += f" or its index {index!r}"
+        else:
+            what = "one of the tables " + ", ".join(map(repr, self.tables))
+        where = f" ({self.operation})" if self.operation else ""
+        self.args = (
+            f"{what} does not exist or is not active yet: {self.code}{where}: {self.message}",
+        )
 
 
 class ExpiredIterator(ServiceError):

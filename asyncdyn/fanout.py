@@ -134,8 +134,12 @@ class _Template:
 
     @classmethod
     def parse(
-        cls, owner: str, template: object, own: str, reserved: frozenset[str] = frozenset()
+        cls, owner: str, template: object, own: str, reserved: Mapping[str, str] | None = None
     ) -> _Template:
+        """Parse ``template``; ``reserved`` maps a name the methods take as a keyword argument
+        to where it is used, and a template field of that name is refused (passed as a
+        keyword, it would fill the parameter instead of the field)."""
+        reserved = reserved or {}
         if not isinstance(template, str):
             raise ConfigurationError(
                 f"{owner} template must be a str, not {type(template).__name__}"
@@ -169,7 +173,9 @@ class _Template:
                 )
             if name in reserved:
                 raise ConfigurationError(
-                    f"{owner} template {template!r}: {{{name}}} is reserved; use another name"
+                    f"{owner} template {template!r}: {{{name}}} is reserved, being the name "
+                    f"of a parameter ({reserved[name]}) that it could not be passed beside; "
+                    f"rename the field, e.g. {{{name}_field}}"
                 )
             pieces.append((literal, name, spec or ""))
             if name != own:
@@ -215,13 +221,25 @@ class _Template:
         return "".join(out)
 
 
+# The parameters that the methods take by keyword as well as by position
+# (``partitions(start=..., end=...)`` reads naturally): no template field may share a name.
+_SHARDING_PARAMETERS = {"entity_id": "partition_for(entity_id=...), shard_of(entity_id=...)"}
+_BUCKET_PARAMETERS = {
+    "at": "partition_for(at=...), bucket_of(at=...), bucket_range(at=...)",
+    "start": "partitions(start=..., end=...)",
+    "end": "partitions(start=..., end=...)",
+    "descending": "partitions(..., descending=...)",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class WriteSharding:
     """A logical partition key split over ``shards`` physical ones.
 
     Args:
         template: a ``str.format`` template with a ``{shard}`` field and any other named
-            fields, e.g. ``"SHARD#{shard}#USER"`` or ``"{tenant}#{shard:02d}"``.
+            fields, e.g. ``"SHARD#{shard}#USER"`` or ``"{tenant}#{shard:02d}"`` (not
+            ``{entity_id}``, a parameter name of ``partition_for``).
         shards: how many shards, 1 to ``MAX_SHARDS``. Changing it moves almost every
             entity to another shard, so choose it once per table.
         strategy: ``"hash"`` places an entity by a stable hash of its id
@@ -257,7 +275,7 @@ class WriteSharding:
             raise ConfigurationError(
                 f"WriteSharding.strategy must be 'hash' or 'random', got {self.strategy!r}"
             )
-        parsed = _Template.parse("WriteSharding", self.template, "shard")
+        parsed = _Template.parse("WriteSharding", self.template, "shard", _SHARDING_PARAMETERS)
         # A spec such as {shard:.0e} would give shards 10 and 11 the same key; render every
         # shard once now, so a bad spec fails here rather than as silently merged shards.
         specs = tuple(spec for _, name, spec in parsed.pieces if name == "shard")
@@ -276,7 +294,7 @@ class WriteSharding:
             )
         object.__setattr__(self, "_parsed", parsed)
 
-    def shard_of(self, entity_id: str | int | bytes, /) -> int:
+    def shard_of(self, /, entity_id: str | int | bytes) -> int:
         """The shard number of ``entity_id``, by ``stable_shard`` (``strategy="hash"`` only)."""
         if self.strategy != "hash":
             raise ConfigurationError(
@@ -285,7 +303,7 @@ class WriteSharding:
             )
         return stable_shard(entity_id, self.shards)
 
-    def partition_for(self, entity_id: str | int | bytes, /, **fields: object) -> str:
+    def partition_for(self, /, entity_id: str | int | bytes, **fields: object) -> str:
         """The partition key of ``entity_id``: the same on every call and every machine."""
         shard = self.shard_of(entity_id)
         self._parsed.check(fields)
@@ -326,8 +344,9 @@ class TimeBuckets:
 
     Args:
         template: a ``str.format`` template with a ``{bucket}`` field (no format spec) and
-            any other named fields, e.g. ``"SENSOR#{sensor}#{bucket}"``. ``descending`` is
-            reserved, being a parameter of ``partitions``.
+            any other named fields, e.g. ``"SENSOR#{sensor}#{bucket}"``. ``at``, ``start``,
+            ``end`` and ``descending`` are parameter names of the methods, so no field may be
+            called that.
         granularity: the period of one bucket, in UTC.
 
     Bucket texts, which sort as strings in time order::
@@ -355,9 +374,7 @@ class TimeBuckets:
                 "TimeBuckets.granularity must be one of year, month, week, day, hour; "
                 f"got {self.granularity!r}"
             )
-        parsed = _Template.parse(
-            "TimeBuckets", self.template, "bucket", reserved=frozenset({"descending"})
-        )
+        parsed = _Template.parse("TimeBuckets", self.template, "bucket", _BUCKET_PARAMETERS)
         if any(spec for _, name, spec in parsed.pieces if name == "bucket"):
             # A spec could truncate or pad the bucket text and break its time order.
             raise ConfigurationError(
@@ -365,17 +382,17 @@ class TimeBuckets:
             )
         object.__setattr__(self, "_parsed", parsed)
 
-    def bucket_of(self, at: datetime, /) -> str:
+    def bucket_of(self, /, at: datetime) -> str:
         """The bucket text of ``at``, e.g. ``"2024-01"`` for a month."""
         return self._text(self._floor(_utc(at, "at")))
 
-    def partition_for(self, at: datetime, /, **fields: object) -> str:
+    def partition_for(self, /, at: datetime, **fields: object) -> str:
         """The partition key of the bucket holding ``at``."""
         text = self.bucket_of(at)
         self._parsed.check(fields)
         return self._parsed.render(text, fields)
 
-    def bucket_range(self, at: datetime, /) -> tuple[datetime, datetime]:
+    def bucket_range(self, /, at: datetime) -> tuple[datetime, datetime]:
         """The bucket holding ``at`` as UTC ``(start, end)``: start inclusive, end exclusive.
 
         Raises ``ConfigurationError`` for the last bucket before ``datetime.max``, whose end
@@ -388,7 +405,7 @@ class TimeBuckets:
         return start, end
 
     def partitions(
-        self, start: datetime, end: datetime, /, *, descending: bool = False, **fields: object
+        self, /, start: datetime, end: datetime, *, descending: bool = False, **fields: object
     ) -> list[str]:
         """The partition key of every bucket overlapping ``[start, end]``, both inclusive.
 
@@ -406,7 +423,7 @@ class TimeBuckets:
         return list(self._walk(first, last, descending, fields))
 
     def iter_partitions(
-        self, start: datetime, end: datetime, /, *, descending: bool = False, **fields: object
+        self, /, start: datetime, end: datetime, *, descending: bool = False, **fields: object
     ) -> Iterator[str]:
         """Like ``partitions``, lazily and without a size limit: a newest-first reader that
         stops once it has enough items never builds the rest.

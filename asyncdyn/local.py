@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import select
 import shutil
@@ -51,9 +52,11 @@ from typing import IO, Any
 
 __all__ = [
     "LocalServer",
+    "NotInstalled",
     "dynalite_path",
     "install_dynalite",
     "main",
+    "moto_installed",
     "start",
     "start_dynalite",
     "start_moto",
@@ -69,6 +72,17 @@ _DYNALITE_PORT_ATTEMPTS = 3
 #: overflowing backlog silently drops SYNs and turns into 1 s client-side stalls.
 _MOTO_BACKLOG = 1024
 _STOP_TIMEOUT = 5.0
+# What moto's server needs beyond moto itself (its "server" extra): without them the child
+# would die on an ImportError that the parent could only report as a failed start.
+_MOTO_MODULES = ("moto", "flask", "flask_cors", "werkzeug")
+_NO_MOTO = (
+    "moto's server is not installed: pip install 'asyncdyn[local]' (it pins moto's boto3 to "
+    "the botocore that aiobotocore accepts; a bare `pip install moto` may break that pin)"
+)
+_NO_DYNALITE = (
+    "dynalite is not installed: run `python -c 'import asyncdyn.local as l; "
+    "l.install_dynalite()'` (needs Node.js and npm), or set ASYNCDYN_DYNALITE to its cli.js"
+)
 # Loopback only: an http_proxy in the environment must not capture these requests.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -183,6 +197,19 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class NotInstalled(RuntimeError):
+    """The server asked for is not installed; the message says what to install.
+
+    A ``RuntimeError`` like every other failure to start, so that callers catching that keep
+    working; its own class so that a command line can tell "install something" from "the
+    server failed"."""
+
+
+def moto_installed() -> bool:
+    """Whether moto's server (the ``local`` extra) can be imported, without importing it."""
+    return all(importlib.util.find_spec(name) is not None for name in _MOTO_MODULES)
 
 
 class _MotoServer(LocalServer):
@@ -302,8 +329,10 @@ def start_moto(*, port: int = 0, timeout: float = 30.0) -> LocalServer:
     each connection after answering (HTTP/1.0): with keep-alive, one idle pooled
     connection would block every other client.  Raises :class:`RuntimeError` (with
     the child's output) if it dies or is not accepting connections within ``timeout``
-    seconds.
+    seconds; :class:`NotInstalled` if moto's server is not installed.
     """
+    if not moto_installed():
+        raise NotInstalled(_NO_MOTO)
     # Run this file as a script rather than ``-m asyncdyn.local``: the child then does
     # not import the asyncdyn package (and the HTTP client stack it pulls in); -P keeps
     # this file's folder off sys.path so its sibling modules cannot shadow others.
@@ -471,11 +500,7 @@ def start_dynalite(*, port: int = 0, timeout: float = 30.0) -> LocalServer:
     cli = dynalite_path()
     node = shutil.which("node")
     if cli is None or node is None:
-        raise RuntimeError(
-            "dynalite is not installed: run `python -c 'import asyncdyn.local as l; "
-            "l.install_dynalite()'` (needs Node.js and npm), or set ASYNCDYN_DYNALITE "
-            "to its cli.js"
-        )
+        raise NotInstalled(_NO_DYNALITE)
     deadline = time.monotonic() + timeout
     attempts = _DYNALITE_PORT_ATTEMPTS if port == 0 else 1
     for attempt in range(attempts):
@@ -524,10 +549,16 @@ def start(kind: str = "auto", **kw: Any) -> LocalServer:
     """Start a server of ``kind``: ``"moto"``, ``"dynalite"``, or ``"auto"``.
 
     ``"auto"`` picks dynalite when it is installed, else moto.  Keyword arguments go
-    to :func:`start_moto` / :func:`start_dynalite`.
+    to :func:`start_moto` / :func:`start_dynalite`.  :class:`NotInstalled` (before any
+    process is started) when the server asked for, or for ``"auto"`` neither, is installed.
     """
     if kind == "auto":
-        kind = "dynalite" if dynalite_path() is not None else "moto"
+        if dynalite_path() is not None:
+            kind = "dynalite"
+        elif moto_installed():
+            kind = "moto"
+        else:
+            raise NotInstalled(f"no local server is installed. {_NO_MOTO}. Or {_NO_DYNALITE}")
     if kind == "moto":
         return start_moto(**kw)
     if kind == "dynalite":

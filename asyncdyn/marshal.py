@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as _dt
 import math
 from collections.abc import Callable, Mapping, Sequence, Set
 from decimal import Decimal
@@ -379,8 +380,7 @@ def _set_slow(value: Set[Any], level: int) -> tuple[WireValue, int]:
             k = "BS"
         else:
             raise _Refusal(
-                f"set holds unsupported type {_type_name(v)}; "
-                "DynamoDB sets hold strings, numbers or binary"
+                f"set holds {_unsupported_reason(v)}; DynamoDB sets hold strings, numbers or binary"
             )
         if kind and k != kind:
             raise _Refusal("set mixes kinds; a DynamoDB set holds only strings, numbers or binary")
@@ -395,8 +395,24 @@ def _set_slow(value: Set[Any], level: int) -> tuple[WireValue, int]:
     return {"BS": [_b64encode(b).decode("ascii") for b in blobs]}, sum(map(len, blobs))
 
 
+# DynamoDB has no time type, and guessing one of the two common encodings would store a value
+# that another reader of the table decodes differently: refuse, and say how to choose.
+_TIME_HINT = (
+    "{name} is not a DynamoDB type; store an ISO-8601 UTC string "
+    "(value.astimezone(UTC).isoformat(), sorts as text) or an epoch number "
+    "(int(value.timestamp()), what TTL needs); datetime fields of entities (asyncdyn.model) "
+    "do this both ways"
+)
+
+
+def _unsupported_reason(v: Any) -> str:
+    if isinstance(v, _dt.date | _dt.time):
+        return _TIME_HINT.format(name=_type_name(v))
+    return f"unsupported type {_type_name(v)}"
+
+
 def _unsupported(v: Any, level: int) -> tuple[WireValue, int]:
-    raise _Refusal(f"unsupported type {_type_name(v)}")
+    raise _Refusal(_unsupported_reason(v))
 
 
 def _resolve(t: type) -> Encoder:

@@ -42,6 +42,7 @@ from .errors import (
     RetriesExhausted,
     ServerError,
     ServiceError,
+    TableNotFound,
     Throttled,
     TransactionCanceled,
     TransportError,
@@ -321,6 +322,7 @@ class Dispatcher:
         "_credentials",
         "_decoder",
         "_limiter",
+        "_record_capacity",
         "_retry",
         "_signer",
         "_target",
@@ -342,8 +344,12 @@ class Dispatcher:
         timeout: float | None = None,
         stats: Stats | None = None,
         target_prefix: str = DYNAMODB_TARGET,
+        record_capacity: bool = False,
     ) -> None:
         self.transport = transport
+        # Only when the client asked for ReturnConsumedCapacity: some servers (moto) send
+        # ConsumedCapacity unasked, and stats() must not show figures nobody requested.
+        self._record_capacity = record_capacity
         self._signer = signer
         self._credentials = credentials
         self._decoder = decoder
@@ -384,6 +390,7 @@ class Dispatcher:
             timeout=self._timeout,
             stats=self.stats,
             target_prefix=target_prefix,
+            record_capacity=self._record_capacity,
         )
 
     @property
@@ -566,7 +573,13 @@ class Dispatcher:
                     # resending it cannot apply it twice.
                     error.maybe_applied = False
                 raise error from exc
-        return self._read(operation, response, read)
+        try:
+            return self._read(operation, response, read)
+        except TableNotFound as exc:
+            # The answer says only "Requested resource not found": name what the request
+            # asked for (read back from its body, on this rare path only).
+            _locate_missing(exc, body)
+            raise
 
     async def _send(
         self, operation: str, body: bytes, sending: list[bool] | None = None
@@ -623,9 +636,10 @@ class Dispatcher:
             raise TransportError(f"{operation}: answer body is not a JSON object")
         if response.status >= 300:
             raise self._error(operation, response.status, data)
-        consumed = data.get("ConsumedCapacity")
-        if consumed is not None:
-            self.stats.record_capacity(consumed)
+        if self._record_capacity:
+            consumed = data.get("ConsumedCapacity")
+            if consumed is not None:
+                self.stats.record_capacity(consumed)
         return data
 
     def _error(self, operation: str, status: int, data: dict[str, Any]) -> ServiceError:
@@ -650,6 +664,36 @@ class Dispatcher:
                 )
             error.reasons = reasons
         return error
+
+
+def _locate_missing(error: TableNotFound, body: bytes) -> None:
+    """Tell ``error`` which tables, index or stream the request ``body`` named."""
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    if not isinstance(request, dict):
+        return
+    tables: list[str] = []
+    name = request.get("TableName")
+    if isinstance(name, str):
+        tables.append(name)
+    items = request.get("RequestItems")  # BatchGetItem, BatchWriteItem
+    if isinstance(items, dict):
+        tables.extend(t for t in items if isinstance(t, str))
+    for action in request.get("TransactItems") or ():  # TransactWriteItems, TransactGetItems
+        if isinstance(action, dict):
+            for part in action.values():
+                table = part.get("TableName") if isinstance(part, dict) else None
+                if isinstance(table, str) and table not in tables:
+                    tables.append(table)
+    index = request.get("IndexName")
+    stream = request.get("StreamArn")
+    error.locate(
+        tables,
+        index if isinstance(index, str) else None,
+        stream if isinstance(stream, str) else None,
+    )
 
 
 def _answer(data: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import (
+    AsyncDynError,
     ConditionalCheckFailed,
     ConfigurationError,
     InvalidItem,
@@ -47,8 +48,18 @@ class Locking(Items):
             if exc.item is None:  # a server without ReturnValuesOnConditionCheckFailure
                 schema = await self.key_schema()
                 exc.item = await self.get({n: item[n] for n in schema.names}, consistent=True)
+            exc.lost_race(self.name, await self._key_of(item), version, expected, exc.item)
             raise
         return written
+
+    async def _key_of(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The key of ``item`` for an error message; ``None`` when the table cannot be
+        described (a failure of its own must not hide the race being reported)."""
+        try:
+            schema = await self.key_schema()
+        except AsyncDynError:
+            return None
+        return {n: item[n] for n in schema.names if n in item}
 
     async def modify(
         self,

@@ -438,3 +438,35 @@ def test_argument_errors_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == EXIT_USAGE
+
+
+@pytest.mark.parametrize("engine", ["auto", "moto"])
+def test_local_without_moto_names_the_extra(
+    engine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # None in sys.modules is Python's own "not importable" (import raises ModuleNotFoundError),
+    # as in a venv where moto was never installed.
+    monkeypatch.setitem(sys.modules, "moto", None)
+    monkeypatch.setenv("ASYNCDYN_NODE_DIR", str(tmp_path))  # no dynalite there either
+    monkeypatch.delenv("ASYNCDYN_DYNALITE", raising=False)
+    assert main(["local", "--engine", engine]) == EXIT_ERROR  # not 3: nothing to do with DynamoDB
+    err = capsys.readouterr().err
+    assert "pip install 'asyncdyn[local]'" in err
+    assert "Traceback" not in err and "ModuleNotFoundError" not in err
+
+
+def test_local_help_lists_only_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["local", "--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    assert "--engine" in out and "--port" in out
+    for meaningless in ("--endpoint-url", "--region", "--profile", "--concurrency"):
+        assert meaningless not in out
+    # load and export keep them.
+    with pytest.raises(SystemExit):
+        main(["load", "--help"])
+    assert "--endpoint-url" in capsys.readouterr().out

@@ -309,3 +309,19 @@ async def test_a_declared_key_spares_describe_table(
         client.table("Declared", key=("id",))
     with pytest.raises(ConfigurationError):
         client.table("Other", key=("PK", "SK", "X"))  # type: ignore[arg-type]
+
+
+async def test_consumed_capacity_sent_unasked_is_not_counted(
+    transport: ScriptedTransport,
+) -> None:
+    # moto sends ConsumedCapacity whether or not it was asked for.
+    transport.default = answer({"ConsumedCapacity": {"TableName": "T", "CapacityUnits": 0.5}})
+    async with Client(
+        region="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        credentials=("a", "b"),
+        transport=transport,
+    ) as db:
+        await db.table("T").get({"PK": "a"})
+        assert db.stats().consumed_capacity == {}
+    assert "ReturnConsumedCapacity" not in transport.payloads[0]

@@ -603,3 +603,151 @@ def test_endpoint_normalisation_and_unknown_service() -> None:
     assert resolve_endpoint(" https://h ", "x") == "https://h"
     with pytest.raises(ConfigurationError, match="unknown service"):
         resolve_endpoint(None, "us-east-1", service="s3")
+
+
+# --------------------------------------------------------------------------- loopback
+
+
+LOCAL = Credentials("local", "local")
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://localhost:8000",
+        "http://LOCALHOST:8000",
+        "http://127.0.0.1:8000",
+        "http://127.8.9.10:4567",
+        "http://[::1]:8000",
+        "https://localhost",
+    ],
+)
+async def test_loopback_without_configuration_signs_with_local_credentials(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_chain(profile: str | None) -> Any:
+        raise AssertionError("the provider chain must not be walked on loopback")
+
+    monkeypatch.setattr(credmod, "_new_aio_session", no_chain)
+    provider = credentials_provider(None, endpoint_url=endpoint)
+    assert isinstance(provider, StaticCredentials)
+    assert await provider.get() == LOCAL
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://dynamodb.us-east-1.amazonaws.com",
+        "http://10.0.0.5:8000",
+        "http://192.168.1.2:8000",
+        "http://localhost.example.com:8000",
+        "http://[::2]:8000",
+        None,
+    ],
+)
+def test_other_endpoints_keep_the_full_chain(endpoint: str | None) -> None:
+    assert isinstance(credentials_provider(None, endpoint_url=endpoint), BotocoreCredentials)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ],
+)
+def test_configured_environment_keeps_the_chain_on_loopback(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, "x")
+    assert not credmod.local_credentials_apply("http://127.0.0.1:8000")
+    provider = credentials_provider(None, endpoint_url="http://127.0.0.1:8000")
+    assert isinstance(provider, BotocoreCredentials)
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+    assert credmod.local_credentials_apply("http://127.0.0.1:8000")
+
+
+def test_a_profile_keeps_the_chain_on_loopback() -> None:
+    assert not credmod.local_credentials_apply("http://localhost:8000", profile="dev")
+    provider = credentials_provider(None, profile="dev", endpoint_url="http://localhost:8000")
+    assert isinstance(provider, BotocoreCredentials)
+
+
+@pytest.mark.parametrize(
+    ("credentials_text", "config_text", "local"),
+    [
+        ("", "", True),
+        ("", "[default]\nregion = eu-west-1\noutput = json\n", True),
+        ("[work]\naws_access_key_id = AKIAX\naws_secret_access_key = s\n", "", True),
+        ("", "[profile work]\ncredential_process = /bin/false\n", True),
+        ("[default]\naws_access_key_id = AKIAX\naws_secret_access_key = s\n", "", False),
+        ("", "[default]\ncredential_process = /bin/false\n", False),
+        ("", "[default]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = x\n", False),
+        ("", "[default]\nsso_session = corp\n", False),
+        ("", "[default]\naws_access_key_id = AKIAX\n", False),
+        ("not an ini file [", "", False),  # unreadable: the chain reports it
+    ],
+)
+def test_shared_files_decide_for_the_default_profile(
+    aws_env: AwsFiles, credentials_text: str, config_text: str, local: bool
+) -> None:
+    aws_env.credentials.write_text(credentials_text)
+    aws_env.config.write_text(config_text)
+    assert credmod.local_credentials_apply("http://127.0.0.1:8000") is local
+
+
+def test_default_files_are_read_from_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("AWS_CONFIG_FILE")
+    monkeypatch.delenv("AWS_SHARED_CREDENTIALS_FILE")
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    assert credmod.local_credentials_apply("http://127.0.0.1:8000")
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("[default]\naws_access_key_id = AKIAX\n")
+    assert not credmod.local_credentials_apply("http://127.0.0.1:8000")
+
+
+def test_explicit_credentials_win_on_loopback() -> None:
+    provider = credentials_provider(("AKIAEXAMPLE", SECRET), endpoint_url="http://127.0.0.1:1")
+    assert isinstance(provider, StaticCredentials)
+    assert asyncio.run(provider.get()) == Credentials("AKIAEXAMPLE", SECRET)
+
+
+def test_local_choice_is_logged_once_at_debug(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(credmod, "_local_logged", False)
+    caplog.set_level("DEBUG", logger="asyncdyn.credentials")
+    for _ in range(3):
+        credentials_provider(None, endpoint_url="http://127.0.0.1:8000")
+    records = [r for r in caplog.records if r.name == "asyncdyn.credentials"]
+    assert len(records) == 1
+    assert records[0].levelname == "DEBUG"
+    assert "loopback" in records[0].getMessage() and "127.0.0.1:8000" in records[0].getMessage()
+
+
+async def test_client_on_loopback_signs_with_local_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from asyncdyn import Client
+    from asyncdyn.testing import ScriptedTransport, answer
+
+    def no_chain(profile: str | None) -> Any:
+        raise AssertionError("the provider chain must not be walked on loopback")
+
+    monkeypatch.setattr(credmod, "_new_aio_session", no_chain)
+    transport = ScriptedTransport([answer({"Item": {"PK": {"S": "a"}}})])
+    async with Client(
+        region="us-east-1", endpoint_url="http://localhost:8000", transport=transport
+    ) as db:
+        assert await db.table("T").get({"PK": "a"}) == {"PK": "a"}
+    authorization = transport.requests[0][0]["Authorization"]
+    assert "Credential=local/" in authorization

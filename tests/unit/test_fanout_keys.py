@@ -140,10 +140,19 @@ def test_partition_for_is_one_of_partitions_and_matches_shard_of() -> None:
         assert key == ws.partition_for(entity, tenant="acme")
 
 
-def test_field_names_that_shadow_parameters_are_fine() -> None:
-    ws = WriteSharding("{entity_id}#{self}#{shard}", shards=2)
-    assert ws.partitions(entity_id="e", self="s") == ["e#s#0", "e#s#1"]
-    assert ws.partition_for("x", entity_id="e", self="s").startswith("e#s#")
+def test_a_field_named_self_is_fine() -> None:
+    # self is positional-only everywhere; entity_id, at, start and end are keywords too, so
+    # fields of those names are refused (test_a_field_named_like_a_parameter_is_refused_clearly).
+    ws = WriteSharding("{tenant}#{self}#{shard}", shards=2)
+    assert ws.partitions(tenant="e", self="s") == ["e#s#0", "e#s#1"]
+    assert ws.partition_for("x", tenant="e", self="s").startswith("e#s#")
+    assert ws.partition_for(entity_id="x", tenant="e", self="s").startswith("e#s#")
+    tb = TimeBuckets("{self}#{bucket}", granularity="year")
+    assert tb.partitions(start=utc(2024, 1, 1), end=utc(2025, 1, 1), self="s") == [
+        "s#2024",
+        "s#2025",
+    ]
+    assert tb.partition_for(at=utc(2024, 5, 1), self="s") == "s#2024"
 
 
 @pytest.mark.parametrize("strategy", ["hash", "random"])
@@ -505,3 +514,47 @@ def test_partition_for_is_deterministic_and_in_range(ids: list[str | bytes | int
 
 def test_module_exports() -> None:
     assert set(fanout.__all__) >= {"WriteSharding", "TimeBuckets", "stable_shard"}
+
+
+def test_time_buckets_take_their_natural_keywords() -> None:
+    months = TimeBuckets("SENSOR#{sensor}#{bucket}", granularity="month")
+    t0, t1 = utc(2024, 1, 15), utc(2024, 3, 2)
+    assert months.partitions(start=t0, end=t1, sensor=7) == months.partitions(t0, t1, sensor=7)
+    assert months.partitions(start=t0, end=t1, sensor=7) == [
+        "SENSOR#7#2024-01",
+        "SENSOR#7#2024-02",
+        "SENSOR#7#2024-03",
+    ]
+    assert list(months.iter_partitions(start=t0, end=t1, descending=True, sensor=7)) == [
+        "SENSOR#7#2024-03",
+        "SENSOR#7#2024-02",
+        "SENSOR#7#2024-01",
+    ]
+    assert months.partition_for(at=t0, sensor=7) == "SENSOR#7#2024-01"
+    assert months.bucket_of(at=t1) == "2024-03"
+    assert months.bucket_range(at=t0) == (utc(2024, 1, 1), utc(2024, 2, 1))
+
+
+def test_write_sharding_takes_its_natural_keywords() -> None:
+    users = WriteSharding("SHARD#{shard}#{kind}", shards=8)
+    assert users.partition_for(entity_id="u-42", kind="USER") == users.partition_for(
+        "u-42", kind="USER"
+    )
+    assert users.shard_of(entity_id="u-42") == users.shard_of("u-42")
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: TimeBuckets("{start}#{bucket}"), "start"),
+        (lambda: TimeBuckets("{bucket}#{end}"), "end"),
+        (lambda: TimeBuckets("EVENT#{at}#{bucket}"), "at"),
+        (lambda: WriteSharding("{entity_id}#{shard}", shards=2), "entity_id"),
+    ],
+)
+def test_a_field_named_like_a_parameter_is_refused_clearly(make: Any, name: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make()
+    message = str(info.value)
+    assert f"{{{name}}} is reserved" in message and f"{name}=" in message
+    assert f"{{{name}_field}}" in message  # what to do instead

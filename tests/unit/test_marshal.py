@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 from collections import OrderedDict
 from decimal import Decimal
@@ -641,3 +642,25 @@ def test_as_floats_matches_the_float_decoder() -> None:
     wire = encode_item(item)
     assert as_floats(decoder("auto").item(wire)) == decoder("float").item(wire)
     assert type(as_floats(decoder("auto").item(wire))["a"]) is float
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),  # aware: refused too
+        datetime.datetime(2026, 1, 2, 3, 4, 5),
+        datetime.date(2026, 1, 2),
+        datetime.time(3, 4),
+        {datetime.date(2026, 1, 2)},
+        {"nested": [datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)]},
+    ],
+    ids=repr,
+)
+def test_datetimes_are_refused_with_the_two_encodings_named(value: Any) -> None:
+    with pytest.raises(InvalidItem) as info:
+        encode_item({"pk": "k", "at": value})
+    message = str(info.value)
+    assert info.value.path.startswith("at")
+    assert "is not a DynamoDB type" in message
+    assert "ISO-8601 UTC string" in message and "epoch number" in message
+    assert "asyncdyn.model" in message

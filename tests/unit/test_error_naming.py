@@ -1,0 +1,114 @@
+"""Errors name what failed: the table and index of a TableNotFound, the table, key and
+versions of a lost optimistic-locking race. Scripted answers, no sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from asyncdyn import Client, ConditionalCheckFailed, Key, TableNotFound
+from asyncdyn.errors import error_from_response
+from asyncdyn.schema import KeySchema
+from asyncdyn.testing import ScriptedTransport, answer, error
+
+NOT_FOUND = "ResourceNotFoundException"
+
+
+async def test_table_not_found_names_the_table(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    transport.steps.append(error(NOT_FOUND, "Requested resource not found"))
+    with pytest.raises(TableNotFound) as info:
+        await client.table("Orders").get({"PK": "a"})
+    assert info.value.table == "Orders" and info.value.index is None
+    assert str(info.value).startswith("table 'Orders' does not exist or is not active yet")
+    assert "Requested resource not found" in str(info.value)  # the server's words are kept
+
+
+async def test_unknown_index_names_table_and_index(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    # moto's answer to a query on an index the table lacks.
+    transport.steps.append(error(NOT_FOUND, "Invalid index: ByEmail for table: Users."))
+    with pytest.raises(TableNotFound) as info:
+        async for _ in client.table("Users").query(Key("email").eq("x"), index="ByEmail"):
+            pass
+    assert (info.value.table, info.value.index) == ("Users", "ByEmail")
+    assert "table 'Users' or its index 'ByEmail'" in str(info.value)
+
+
+async def test_batch_over_several_tables_names_them_all(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    transport.steps.append(error(NOT_FOUND, "Requested resource not found"))
+    with pytest.raises(TableNotFound) as info:
+        await client.batch_get({"Alpha": [{"PK": "a"}], "Beta": [{"PK": "b"}]})
+    assert set(info.value.tables) == {"Alpha", "Beta"} and info.value.table is None
+    assert "one of the tables" in str(info.value)
+    assert "'Alpha'" in str(info.value) and "'Beta'" in str(info.value)
+
+
+async def test_transaction_names_its_tables(client: Client, transport: ScriptedTransport) -> None:
+    transport.steps.append(error(NOT_FOUND, "Requested resource not found"))
+    orders = client.table("Orders")
+    with pytest.raises(TableNotFound) as info:
+        await client.transact_write([orders.tx_delete({"PK": "a"})])
+    assert info.value.table == "Orders"
+
+
+def test_stream_is_named() -> None:
+    exc = error_from_response(400, {"__type": NOT_FOUND, "message": "m"}, "DescribeStream")
+    assert isinstance(exc, TableNotFound)
+    exc.locate([], stream="arn:aws:dynamodb:us-east-1:1:table/T/stream/2024")
+    assert str(exc).startswith("stream 'arn:aws:dynamodb:us-east-1:1:table/T/stream/2024'")
+
+
+async def test_lost_version_race_names_table_key_and_versions(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    stored = {"PK": {"S": "DOC#1"}, "SK": {"S": "V"}, "version": {"N": "5"}, "body": {"S": "x"}}
+    transport.steps.append(
+        error("ConditionalCheckFailedException", "The conditional request failed", Item=stored)
+    )
+    docs = client.table("Docs", key=KeySchema("PK", "SK", {}))
+    with pytest.raises(ConditionalCheckFailed) as info:
+        await docs.put_versioned({"PK": "DOC#1", "SK": "V", "body": "mine", "version": 3})
+    exc = info.value
+    assert (exc.table, exc.key) == ("Docs", {"PK": "DOC#1", "SK": "V"})
+    assert (exc.expected_version, exc.stored_version) == (3, 5)
+    message = str(exc)
+    assert "table 'Docs'" in message and "'PK': 'DOC#1'" in message and "'SK': 'V'" in message
+    assert "expected version 3" in message and "stored version 5" in message
+    assert "mine" not in message and "'x'" not in message  # no item contents beyond the key
+    assert exc.item is not None and exc.item["version"] == 5
+
+
+async def test_first_write_race_says_no_item_was_expected(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    stored = {"PK": {"S": "DOC#1"}, "version": {"N": "1"}}
+    transport.steps.append(error("ConditionalCheckFailedException", "failed", Item=stored))
+    docs = client.table("Docs", key=KeySchema("PK", None, {}))
+    with pytest.raises(ConditionalCheckFailed) as info:
+        await docs.put_versioned({"PK": "DOC#1", "body": "mine"})
+    assert info.value.expected_version is None and info.value.stored_version == 1
+    assert "expected no item with 'version' yet, stored version 1" in str(info.value)
+
+
+async def test_modify_gives_up_with_the_versions_of_its_last_race(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    def stored(v: int) -> dict[str, object]:
+        return {"PK": {"S": "C#1"}, "n": {"N": str(v)}, "version": {"N": str(v)}}
+
+    transport.steps.extend(
+        [
+            answer({"Item": stored(1)}),
+            error("ConditionalCheckFailedException", "failed", Item=stored(2)),
+            error("ConditionalCheckFailedException", "failed", Item=stored(3)),
+        ]
+    )
+    counters = client.table("Counters", key=KeySchema("PK", None, {}))
+    with pytest.raises(ConditionalCheckFailed) as info:
+        await counters.modify({"PK": "C#1"}, lambda c: {**(c or {}), "n": 0}, attempts=2)
+    assert (info.value.expected_version, info.value.stored_version) == (2, 3)
+    assert "table 'Counters', key {'PK': 'C#1'}" in str(info.value)

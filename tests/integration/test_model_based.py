@@ -202,6 +202,10 @@ class LoopBlocked(Exception):
     awaits cannot be stopped by ``asyncio.wait_for``)."""
 
 
+class EventLoopBlocked(AssertionError):
+    """A step blocked the event loop (a ``LoopBlocked`` was needed to stop it)."""
+
+
 @contextlib.contextmanager
 def watchdog(seconds: float) -> Iterator[None]:
     target = threading.get_ident()
@@ -243,7 +247,7 @@ SCENARIOS = [
     Scenario("core"),
     Scenario("big_numbers", big_numbers=True),
     Scenario("flush", flush=True, harsh=True, weight=3),
-    Scenario("concurrent_writer", flush=True, concurrent_writer=True, harsh=True),
+    Scenario("concurrent_writer", concurrent_writer=True, harsh=True, weight=2),
     Scenario("cancel", cancel=True),
     Scenario("read_after_write", read_after_write=True),
     Scenario("bad_key", bad_key=True),
@@ -275,8 +279,13 @@ class Env:
     examples: int = 0
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = STEP_TIMEOUT) -> T:
-        with watchdog(timeout + 5.0):
-            return self.loop.run_until_complete(asyncio.wait_for(coroutine, timeout))
+        try:
+            with watchdog(timeout + 1.0):
+                return self.loop.run_until_complete(asyncio.wait_for(coroutine, timeout))
+        except LoopBlocked:
+            pass
+        # Raised outside the handler, with no context: one failure wherever the spin was.
+        raise EventLoopBlocked(f"a step blocked the event loop for {timeout + 1.0} s")
 
 
 # -------------------------------------------------------------------------- writer ledger
@@ -394,7 +403,7 @@ class BatchModel(RuleBasedStateMachine):
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = STEP_TIMEOUT) -> T:
         try:
             return self.env.run(coroutine, timeout)
-        except (LoopBlocked, TimeoutError):
+        except (EventLoopBlocked, TimeoutError):
             self.broken = True
             raise
 
@@ -662,7 +671,9 @@ class BatchModel(RuleBasedStateMachine):
         write); one followed only by failed requests may be."""
         reported_puts = {item["v"]: item for item in (error.puts if error else [])}
         reported_deletes = Counter(mkey_of(k) for k in (error.deletes if error else []))
-        for position, request in sorted(ledger.failed.items()):
+        # Latest first: deletes of one key are told apart by nothing, so the one that must
+        # be named takes a reported delete before an earlier one that may be.
+        for position, request in sorted(ledger.failed.items(), reverse=True):
             later = [
                 p for p in ledger.requests if p > position and ledger.requests[p].key == request.key
             ]
@@ -731,7 +742,7 @@ class BatchModel(RuleBasedStateMachine):
             await writer.flush()  # settle what the last put left buffered
 
         self.drained(self.ledger)
-        self.run(all_of(), timeout=5.0)
+        self.run(all_of(), timeout=3.0)
         self.settle_ledger(self.ledger, drained=True)
 
     # -- coalesced gets -------------------------------------------------------------------
@@ -811,7 +822,9 @@ class BatchModel(RuleBasedStateMachine):
         at = min(at, len(keys))
         got = self.run(self.gather_gets(self.table, [*keys[:at], bad, *keys[at:]], True))
         error = got.pop(at)
-        assert isinstance(error, AsyncDynError), f"the bad key got {error!r}"
+        # moto does not check key types in BatchGetItem: there the key merely finds nothing.
+        lax = self.env.server.kind == "moto" and error is None
+        assert isinstance(error, AsyncDynError) or lax, f"the bad key got {error!r}"
         self.expect_gets(keys, got)
 
     @precondition(lambda self: self.scenario.close_gathering)

@@ -501,12 +501,20 @@ class BatchModel(RuleBasedStateMachine):
                 f"reported unwritten: {mkey} -> {_show(value)}, but the call's last request "
                 f"for that key is {_show(final.get(mkey))}"
             )
+        maybe = maybe_applied_keys(error)
         for mkey, value in final.items():
             if mkey not in unwritten:
                 self.acknowledged(mkey, value)
+            elif maybe is not None:
+                # The report tells "maybe applied" (sent, no answer) from "never applied".
+                assert mkey in maybe or mkey not in self.faults.lost, (
+                    f"{mkey} is reported never applied, but an answer to it was lost"
+                )
+                if mkey in maybe:
+                    self.maybe(mkey, value)
             elif mkey in self.faults.lost:
                 self.maybe(mkey, value)  # an attempt's answer was lost: maybe applied
-            # else: reported unwritten with no lost answer, so the table must not hold it
+            # else: reported never applied, so the table must not hold it
 
     @rule(puts=key_lists, deletes=st.lists(key_indexes, max_size=4))
     def batch_write(self, puts: list[int], deletes: list[int]) -> None:
@@ -945,10 +953,10 @@ class BatchModel(RuleBasedStateMachine):
             for p, r in ledger.requests.items()
             if p not in ledger.replaced and p not in ledger.written and ledger.latest[r.key] == p
         }
-        for request in unacknowledged.values():
-            self.maybe(request.key, request.value)
         report = reported_unwritten(holder[0] if holder else None, outcome)
         if report is None:
+            for request in unacknowledged.values():
+                self.maybe(request.key, request.value)
             lost = list(unacknowledged.values())
             assert not lost, (
                 f"the cancelled writer block accepted {len(lost)} request(s) "
@@ -956,7 +964,7 @@ class BatchModel(RuleBasedStateMachine):
                 "nor reported"
             )
             return
-        puts, deletes = report
+        puts, deletes, maybe = report
         named_puts = {item["v"] for item in puts}
         named_deletes = {mkey_of(key) for key in deletes}
         for request in unacknowledged.values():
@@ -966,6 +974,12 @@ class BatchModel(RuleBasedStateMachine):
                 else request.key in named_deletes
             )
             assert named, f"{request} was accepted, not acknowledged and not reported"
+            if maybe is None or request.key in maybe:
+                self.maybe(request.key, request.value)
+            else:  # reported never applied: the table must not hold it
+                assert request.key not in self.faults.lost, (
+                    f"{request} is reported never applied, but an answer to it was lost"
+                )
 
     def with_latency(self, after: bool, scenario: Any) -> Any:
         """Run ``scenario()`` with a few milliseconds on every request of the client under
@@ -990,31 +1004,45 @@ def _outcome(task: asyncio.Future[T]) -> T | BaseException:
     return error if error is not None else task.result()
 
 
+def maybe_applied_keys(report: Any) -> set[MKey] | None:
+    """The keys of the requests a report says may have been applied (sent, and no answer
+    came back: ``maybe_puts``/``maybe_deletes``), or ``None`` when it does not say."""
+    maybe_puts = getattr(report, "maybe_puts", None)
+    maybe_deletes = getattr(report, "maybe_deletes", None)
+    if maybe_puts is None or maybe_deletes is None:
+        return None
+    return {mkey_of(value) for value in [*maybe_puts, *maybe_deletes]}
+
+
 def reported_unwritten(
     writer: BatchWriter | None, outcome: BaseException | None
-) -> tuple[list[Item], list[dict[str, Any]]] | None:
+) -> tuple[list[Item], list[dict[str, Any]], set[MKey] | None] | None:
     """What a cancelled writer reported as accepted and not (known to be) written: its
-    ``unwritten`` attribute (an ``UnprocessedItemsError``-like object with ``puts`` and
-    ``deletes``), or an ``UnprocessedItemsError`` chained to the cancellation; ``None`` when
-    it reported nothing."""
-    puts: list[Item] = []
-    deletes: list[dict[str, Any]] = []
-    found = False
+    ``unwritten`` attribute (an ``UnprocessedItemsError``) or an ``UnprocessedItemsError``
+    chained to the cancellation — puts, deletes and the keys maybe applied (``None``: not
+    told); ``None`` when it reported nothing."""
+    reports: list[Any] = []
     report = getattr(writer, "unwritten", None)
     if report is not None:
-        found = True
-        puts += list(getattr(report, "puts", ()))
-        deletes += list(getattr(report, "deletes", ()))
+        reports.append(report)
     seen: set[int] = set()
     cause = outcome
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, UnprocessedItemsError):
-            found = True
-            puts += cause.puts
-            deletes += cause.deletes
+            reports.append(cause)
         cause = cause.__cause__ or cause.__context__
-    return (puts, deletes) if found else None
+    if not reports:
+        return None
+    puts: list[Item] = []
+    deletes: list[dict[str, Any]] = []
+    maybe: set[MKey] | None = set()
+    for one in reports:
+        puts += list(getattr(one, "puts", ()))
+        deletes += list(getattr(one, "deletes", ()))
+        keys = maybe_applied_keys(one)
+        maybe = None if keys is None or maybe is None else maybe | keys
+    return puts, deletes, maybe
 
 
 # -------------------------------------------------------------------------------- the test

@@ -146,11 +146,19 @@ class Gate:
         self.after = 0.0
         self.hold: asyncio.Event | None = None
         self.arrived: asyncio.Event | None = None
+        # What reached the server, per key, for the failure messages: (key, what) in order.
+        self.history: list[tuple[MKey, str]] = []
 
     async def send(self, headers: Mapping[str, str], body: bytes) -> HttpResponse:
         if self.before:
             await asyncio.sleep(self.before)
+        writes = list(_writes(body))
         response = await self.inner.send(headers, body)
+        unprocessed = {key for key, _ in _writes(response.body, "UnprocessedItems")}
+        for key, what in writes:
+            self.history.append(
+                (key, f"{what} sent, {'un' if key in unprocessed else ''}processed")
+            )
         if self.after:
             await asyncio.sleep(self.after)
         hold = self.hold
@@ -183,15 +191,28 @@ class Faults(FaultInjector):
 
 
 def _written_keys(body: bytes) -> Iterator[MKey]:
-    request = orjson.loads(body)
-    for requests in (request.get("RequestItems") or {}).values():
+    for key, _ in _writes(body):
+        yield key
+
+
+def _writes(body: bytes, field: str = "RequestItems") -> Iterator[tuple[MKey, str]]:
+    """The keys of the write requests in a BatchWriteItem body (or answer, with
+    ``field="UnprocessedItems"``), each with ``put v<n>`` or ``delete``."""
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    if not isinstance(request, dict):
+        return
+    for requests in (request.get(field) or {}).values():
         if not isinstance(requests, list):
             continue  # a BatchGetItem
         for write in requests:
             if "PutRequest" in write:
-                yield _wire_mkey(write["PutRequest"]["Item"])
+                item = write["PutRequest"]["Item"]
+                yield _wire_mkey(item), f"put v{item.get('v', {}).get('N', '?')}"
             else:
-                yield _wire_mkey(write["DeleteRequest"]["Key"])
+                yield _wire_mkey(write["DeleteRequest"]["Key"]), "delete"
 
 
 # ----------------------------------------------------------------------------- watchdog
@@ -305,7 +326,7 @@ class Ledger:
         self.requests: dict[int, Request] = {}
         self.position = 0
         self.latest: dict[MKey, int] = {}  # the last request accepted per key
-        self.buffered: dict[MKey, int] = {}  # accepted, not yet sent (the writer's buffer)
+        self.buffered: set[int] = set()  # accepted since the last flush began
         self.replaced: set[int] = set()  # replaced in the buffer: never sent
         self.sent: set[int] = set()  # sent, not yet acknowledged nor failed
         self.failed: dict[int, Request] = {}  # sent, never acknowledged; not yet reported
@@ -319,12 +340,25 @@ class Ledger:
         request = Request(key, value, self.position)
         self.position += 1
         self.requests[request.position] = request
-        earlier = self.buffered.get(key)
-        if earlier is not None:
-            self.replaced.add(earlier)
-        self.buffered[key] = request.position
+        self.buffered.add(request.position)
         self.latest[key] = request.position
         return request
+
+    def took(self, request: Request, before: int) -> None:
+        """``put``/``delete`` of ``request`` returned; ``before`` is how many acks had come
+        before it was called. An earlier request of its key acknowledged meanwhile was
+        replaced in the writer's buffer, never sent: ``put`` does not wait for the network
+        (the buffer has room: ten keys), so no chunk can have been acknowledged meanwhile.
+        Only the writer knows whether the earlier one was still buffered (a flush under way
+        sends at once)."""
+        kept: list[int] = []
+        for position in self.acks[before:]:
+            if position < request.position and self.requests[position].key == request.key:
+                self.replaced.add(position)
+            else:
+                kept.append(position)
+        del self.acks[before:]
+        self.acks.extend(kept)
 
 
 # -------------------------------------------------------------------------------- machine
@@ -431,10 +465,16 @@ class BatchModel(RuleBasedStateMachine):
     def certain(self, key: MKey) -> bool:
         return len(self.values(key)) == 1
 
+    def note(self, key: MKey, what: str) -> None:
+        if self.gate is not None:
+            self.gate.history.append((key, what))
+
     def acknowledged(self, key: MKey, value: Item | None) -> None:
+        self.note(key, f"model: acknowledged {_show(value)}")
         self.allowed[key] = [value]
 
     def maybe(self, key: MKey, value: Item | None) -> None:
+        self.note(key, f"model: maybe {_show(value)}")
         values = self.values(key)
         if value not in values:
             self.allowed[key] = [*values, value]
@@ -447,6 +487,13 @@ class BatchModel(RuleBasedStateMachine):
             f"{[_show(v) for v in values]}: {got!r}"
         )
 
+    def story(self, mkey: MKey) -> str:
+        """The batch writes of ``mkey`` that reached the server and what the model made
+        of them, in order, for a failure message."""
+        assert self.gate is not None
+        seen = [what for key, what in self.gate.history if key == mkey]
+        return f"that key's writes that reached the server, and the model: {seen[-16:]}"
+
     @invariant()
     def table_matches_model(self) -> None:
         if self.db is None or self.broken:
@@ -458,7 +505,7 @@ class BatchModel(RuleBasedStateMachine):
             values = self.values(mkey)
             assert got in values, (
                 f"the table holds {_show(got)} for {mkey}, the model allows "
-                f"{[_show(v) for v in values]}: {got!r}"
+                f"{[_show(v) for v in values]}: {got!r}; {self.story(mkey)}"
             )
         assert not stored, f"the table holds keys never written: {list(stored)}"
 
@@ -566,14 +613,16 @@ class BatchModel(RuleBasedStateMachine):
     async def writer_request(
         self, writer: BatchWriter, ledger: Ledger, index: int, put: bool
     ) -> None:
+        before = len(ledger.acks)
         if put:
             item = self.new_item(index)
-            ledger.accept(mkey_of(item), item)
+            request = ledger.accept(mkey_of(item), item)
             await writer.put(item)
         else:
             key = self.key(index)
-            ledger.accept(mkey_of(key), None)
+            request = ledger.accept(mkey_of(key), None)
             await writer.delete(key)
+        ledger.took(request, before)
 
     @rule(index=key_indexes, put=st.booleans())
     def writer_put_or_delete(self, index: int, put: bool) -> None:
@@ -593,8 +642,7 @@ class BatchModel(RuleBasedStateMachine):
                 continue  # replaced in the buffer before it was sent
             request = ledger.requests[position]
             assert position not in ledger.written, f"position {position} acknowledged twice"
-            if ledger.buffered.get(request.key) == position:
-                del ledger.buffered[request.key]
+            ledger.buffered.discard(position)
             ledger.sent.discard(position)
             if ledger.latest[request.key] == position:
                 ledger.written.add(position)
@@ -604,7 +652,7 @@ class BatchModel(RuleBasedStateMachine):
                 # or is moot because of it (the writer acknowledges both alike).
                 self.maybe(request.key, request.value)
         if drained:
-            ledger.sent.update(ledger.buffered.values())
+            ledger.sent.update(ledger.buffered - ledger.replaced)
             ledger.buffered.clear()
             for position in sorted(ledger.sent):
                 request = ledger.requests[position]
@@ -615,7 +663,7 @@ class BatchModel(RuleBasedStateMachine):
 
     def drained(self, ledger: Ledger) -> None:
         """The writer is about to send its buffer (flush or exit)."""
-        ledger.sent.update(ledger.buffered.values())
+        ledger.sent.update(ledger.buffered - ledger.replaced)
         ledger.buffered.clear()
 
     @precondition(lambda self: self.scenario.flush and self.writer is not None)

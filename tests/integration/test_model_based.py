@@ -274,17 +274,6 @@ SCENARIOS = [
     Scenario("bad_key", bad_key=True),
     Scenario("close_gathering", close_gathering=True),
 ]
-# The scenarios that fail on the code of this branch, and the defect each exposes: the
-# marks go once the fixes are merged.
-KNOWN: dict[str, str] = {
-    "big_numbers": "issue 16 defect 1 (keys past 28 digits merged), fixed on branch fix/core",
-    "flush": "issue 16 defect 6 (stale superseded report), fixed on branch fix/writer",
-    "concurrent_writer": "issue 16 defects 3 and 6 (flush spin, stale report), fixed on fix/writer",
-    "cancel": "issue 16 defects 4/14 (cancelled drain loses accepted work), fixed on fix/writer",
-    "read_after_write": "issue 16 defect 7 (joins a sent read), fixed on branch fix/coalesce",
-    "bad_key": "issue 16 defect 8 (one bad key poisons the group), fixed on branch fix/coalesce",
-    "close_gathering": "issue 16 defect 9 (close() strands gathering gets), fixed on fix/coalesce",
-}
 
 
 @dataclass
@@ -1096,13 +1085,7 @@ def reported_unwritten(
 # -------------------------------------------------------------------------------- the test
 
 
-def _scenario_param(scenario: Scenario) -> Any:
-    reason = KNOWN.get(scenario.name)
-    marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
-    return pytest.param(scenario, id=scenario.name, marks=marks)
-
-
-@pytest.mark.parametrize("scenario", [_scenario_param(s) for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", [pytest.param(s, id=s.name) for s in SCENARIOS])
 def test_batch_engine_matches_model(server: LocalServer, scenario: Scenario) -> None:
     loop = asyncio.new_event_loop()
     try:

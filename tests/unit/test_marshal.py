@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import enum
+import importlib.util
+import os
+import subprocess
+import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
+from asyncdyn import marshal
 from asyncdyn.errors import ConfigurationError, InvalidItem
 from asyncdyn.marshal import (
+    COMPILED,
     MAX_DEPTH,
     MAX_ITEM_BYTES,
     Decoder,
@@ -484,8 +491,37 @@ def test_size_counts_utf8_bytes_of_names_and_strings() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Decoding
+# Decoding: every decoding test runs on both implementations, the pure-Python reference and
+# the compiled one (asyncdyn._speedups), which is skipped only where it was not built.
 # ------------------------------------------------------------------------------------------
+
+HAVE_SPEEDUPS = marshal._speedups is not None
+IMPLEMENTATIONS = [
+    pytest.param(False, id="pure"),
+    pytest.param(
+        True,
+        id="compiled",
+        marks=pytest.mark.skipif(
+            not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built (no C compiler?) or off"
+        ),
+    ),
+]
+"""``compiled=`` values for :class:`Decoder`; test_marshal_props uses them too."""
+
+MakeDecoder = Callable[..., Decoder]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def make_decoder(request: pytest.FixtureRequest) -> MakeDecoder:
+    compiled: bool = request.param
+
+    def make(numbers: Any = "auto") -> Decoder:
+        made = Decoder(numbers, compiled=compiled)
+        assert made.compiled is compiled
+        return made
+
+    return make
+
 
 WIRE_ALL: dict[str, dict[str, Any]] = {
     "s": {"S": "x"},
@@ -506,8 +542,8 @@ WIRE_ALL: dict[str, dict[str, Any]] = {
 }
 
 
-def test_decode_auto() -> None:
-    got = decoder("auto").item(WIRE_ALL)
+def test_decode_auto(make_decoder: MakeDecoder) -> None:
+    got = make_decoder("auto").item(WIRE_ALL)
     assert got == {
         "s": "x",
         "i": 42,
@@ -534,8 +570,8 @@ def test_decode_auto() -> None:
     assert {type(n) for n in got["ns"]} == {int, Decimal}
 
 
-def test_decode_decimal() -> None:
-    got = decoder("decimal").item(WIRE_ALL)
+def test_decode_decimal(make_decoder: MakeDecoder) -> None:
+    got = make_decoder("decimal").item(WIRE_ALL)
     assert type(got["i"]) is Decimal and got["i"] == 42
     assert type(got["l"][1]) is Decimal
     assert type(got["m"]["k"]) is Decimal
@@ -543,8 +579,8 @@ def test_decode_decimal() -> None:
     assert got["ns"] == {Decimal(1), Decimal("2.5")}
 
 
-def test_decode_float() -> None:
-    got = decoder("float").item(WIRE_ALL)
+def test_decode_float(make_decoder: MakeDecoder) -> None:
+    got = make_decoder("float").item(WIRE_ALL)
     assert type(got["i"]) is float and got["i"] == 42.0
     assert got["d"] == 1.5
     assert got["big"] == 1e125
@@ -568,14 +604,14 @@ def test_decode_float() -> None:
     ],
     ids=_id,
 )
-def test_decode_value(wire: dict[str, Any], value: Any) -> None:
-    assert decoder().value(wire) == value
+def test_decode_value(wire: dict[str, Any], value: Any, make_decoder: MakeDecoder) -> None:
+    assert make_decoder().value(wire) == value
 
 
-def test_decode_items_page() -> None:
+def test_decode_items_page(make_decoder: MakeDecoder) -> None:
     page = [{"pk": {"S": str(i)}, "n": {"N": str(i)}} for i in range(5)]
-    assert decoder().items(page) == [{"pk": str(i), "n": i} for i in range(5)]
-    assert decoder().items([]) == []
+    assert make_decoder().items(page) == [{"pk": str(i), "n": i} for i in range(5)]
+    assert make_decoder().items([]) == []
 
 
 @pytest.mark.parametrize(
@@ -593,16 +629,16 @@ def test_decode_items_page() -> None:
     ],
     ids=_id,
 )
-def test_decode_malformed(wire: dict[str, Any]) -> None:
+def test_decode_malformed(wire: dict[str, Any], make_decoder: MakeDecoder) -> None:
     with pytest.raises(InvalidItem, match="cannot decode"):
-        decoder().item(wire)
+        make_decoder().item(wire)
     with pytest.raises(InvalidItem, match="cannot decode"):
-        decoder().items([wire])
+        make_decoder().items([wire])
 
 
-def test_decode_malformed_value() -> None:
+def test_decode_malformed_value(make_decoder: MakeDecoder) -> None:
     with pytest.raises(InvalidItem, match="cannot decode"):
-        decoder().value({"S": "a", "N": "1"})
+        make_decoder().value({"S": "a", "N": "1"})
 
 
 def test_decoder_construction() -> None:
@@ -619,7 +655,7 @@ def test_decoder_construction() -> None:
 
 
 @pytest.mark.parametrize("mode", ["auto", "decimal", "float"])
-def test_round_trip(mode: Any) -> None:
+def test_round_trip(mode: Any, make_decoder: MakeDecoder) -> None:
     item = {
         "pk": "CUSTOMER#1",
         "n": 7,
@@ -631,13 +667,136 @@ def test_round_trip(mode: Any) -> None:
         "nested": {"list": [1, "two", None, True, {"deep": [[]]}], "empty": {}},
         "nothing": None,
     }
-    assert decoder(mode).item(encode_item(item)) == item
+    assert make_decoder(mode).item(encode_item(item)) == item
 
 
-def test_as_floats_matches_the_float_decoder() -> None:
-    from asyncdyn.marshal import as_floats, decoder, encode_item
+def test_as_floats_matches_the_float_decoder(make_decoder: MakeDecoder) -> None:
+    from asyncdyn.marshal import as_floats
 
     item = {"a": 1, "b": Decimal("1.5"), "c": [2, {"d": Decimal("1e40")}], "s": {3, 4}, "t": "x"}
     wire = encode_item(item)
-    assert as_floats(decoder("auto").item(wire)) == decoder("float").item(wire)
-    assert type(as_floats(decoder("auto").item(wire))["a"]) is float
+    assert as_floats(make_decoder("auto").item(wire)) == make_decoder("float").item(wire)
+    assert type(as_floats(make_decoder("auto").item(wire))["a"]) is float
+
+
+def test_decode_what_json_never_gives(make_decoder: MakeDecoder) -> None:
+    # Not orjson's output (a tuple for L, a mapping proxy for M, a str subclass for N): the
+    # compiled path hands these to the pure functions, so both still agree.
+    wire = {
+        "l": {"L": ({"S": "a"}, {"N": "2"})},
+        "m": {"M": MappingProxyType({"k": {"N": "1.5"}})},
+        "n": {"N": Name("12")},
+        "ss": {"SS": ("a", "b")},
+        "ns": {"NS": ("1", "2")},
+        "first": {"S": "x", "N": "1"},  # two tags: S wins, as the pure fast path trusts S
+        "null_s": {"S": None},
+    }
+    got = make_decoder().item(wire)
+    assert got == {
+        "l": ["a", 2],
+        "m": {"k": Decimal("1.5")},
+        "n": 12,
+        "ss": {"a", "b"},
+        "ns": {1, 2},
+        "first": "x",
+        "null_s": None,
+    }
+    assert type(got["n"]) is int
+    assert make_decoder().items(iter([{"a": {"S": "x"}}])) == [{"a": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("number", "auto"),
+    [
+        ("0", 0),
+        ("-0", 0),
+        ("007", 7),
+        ("999999999999999999", 999_999_999_999_999_999),  # 18 digits: read in C
+        ("-999999999999999999", -999_999_999_999_999_999),
+        ("1000000000000000000", 10**18),  # 19 digits: int()'s parser
+        ("-" + "9" * 38, -(10**38 - 1)),
+        ("+5", 5),
+        ("1_000", 1000),  # int() accepts it; so does the decoder, on both paths
+        ("1.50", Decimal("1.50")),
+        ("-1E-130", Decimal("-1E-130")),
+        ("12e3", Decimal("12e3")),
+        ("\u0661\u0662", 12),  # int() reads any Unicode decimal digits
+    ],
+)
+def test_number_rules(number: str, auto: Any, make_decoder: MakeDecoder) -> None:
+    got = make_decoder("auto").value({"N": number})
+    assert got == auto and type(got) is type(auto)
+    assert make_decoder("decimal").value({"N": number}) == Decimal(number)
+    assert make_decoder("float").value({"N": number}) == float(number)
+
+
+@pytest.mark.parametrize("number", ["", "-", "1-", "abc", "1.2.3", "--1", "1e", " ", "0x10"])
+def test_bad_numbers(number: str, make_decoder: MakeDecoder) -> None:
+    for mode in ("auto", "decimal", "float"):
+        with pytest.raises(InvalidItem, match="cannot decode"):
+            make_decoder(mode).value({"N": number})
+
+
+def test_deep_nesting_is_refused_not_crashed(make_decoder: MakeDecoder) -> None:
+    wire: dict[str, Any] = {"S": "leaf"}
+    for _ in range(100_000):
+        wire = {"M": {"a": wire}}
+    with pytest.raises(RecursionError):
+        make_decoder().value(wire)
+
+
+# ------------------------------------------------------------------------------------------
+# Which implementation is active
+# ------------------------------------------------------------------------------------------
+
+
+def _probe(env: dict[str, str]) -> str:
+    code = (
+        "import sys, asyncdyn.marshal as m; "
+        "print(m.COMPILED, m.decoder().compiled, 'asyncdyn._speedups' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_compiled_flag_says_which_decoder_is_active() -> None:
+    assert COMPILED is (marshal._speedups is not None)
+    assert decoder().compiled is COMPILED
+    assert Decoder().compiled is COMPILED
+    assert Decoder(compiled=False).compiled is False
+    if os.environ.get("ASYNCDYN_REQUIRE_SPEEDUPS") == "1":
+        # CI sets this: there is a C compiler, so `pip install` must have built the extension.
+        assert COMPILED, "asyncdyn._speedups was not built"
+    if COMPILED:
+        from asyncdyn import _speedups  # type: ignore[attr-defined]
+
+        assert type(decoder()._map.__self__) is _speedups.Decoder  # type: ignore[attr-defined]
+
+
+def test_asyncdyn_pure_turns_the_compiled_decoder_off() -> None:
+    assert _probe({"ASYNCDYN_PURE": "1"}) == "False False False"
+    built = importlib.util.find_spec("asyncdyn._speedups") is not None
+    expected = "True True True" if built else "False False False"
+    assert _probe({"ASYNCDYN_PURE": "0"}) == expected
+
+
+def test_asking_for_the_compiled_decoder_when_it_is_absent() -> None:
+    code = (
+        "import asyncdyn.marshal as m\n"
+        "try:\n    m.Decoder(compiled=True)\n"
+        "except m.ConfigurationError as e:\n    print('refused:', e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "ASYNCDYN_PURE": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.startswith("refused: the compiled decoder (asyncdyn._speedups)")

@@ -31,6 +31,15 @@ typedef struct {
     PyObject *list_pure;   /* marshal's list_ for this mode: non-list "L" payloads */
 } DecoderObject;
 
+/* An item's dict made at its final size: growing one attribute at a time from the default 8
+ * slots means two or three resizes for a 20-attribute item. _PyDict_NewPresized is exported
+ * but private; past 3.12 the public PyDict_New is used. */
+#if PY_VERSION_HEX < 0x030D0000
+#define new_dict(n) _PyDict_NewPresized(n)
+#else
+#define new_dict(n) PyDict_New()
+#endif
+
 static PyObject *str_S;
 static PyObject *str_N;
 
@@ -132,7 +141,7 @@ decode_map(DecoderObject *self, PyObject *m)
     if (Py_EnterRecursiveCall(" while decoding a DynamoDB map")) {
         return NULL;
     }
-    PyObject *out = PyDict_New();
+    PyObject *out = new_dict(PyDict_GET_SIZE(m));
     if (out != NULL) {
         Py_ssize_t pos = 0;
         PyObject *k, *w;
@@ -158,7 +167,8 @@ decode_list(DecoderObject *self, PyObject *xs)
     }
     PyObject *out = PyList_New(0);
     if (out != NULL) {
-        /* The size is read on every turn: decoding may run Python code (Decimal). */
+        /* The size is read on every turn: decoding may run Python code (Decimal). The list
+         * grows by appending, so a failure never leaves a half-filled list around. */
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(xs); i++) {
             PyObject *w = PyList_GET_ITEM(xs, i);
             Py_INCREF(w);

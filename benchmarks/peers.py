@@ -431,6 +431,182 @@ class AiodynamoPeer(Peer):
         await self._session.close()
 
 
+class PydynoxPeer(Peer):
+    """pydynox's low-level async client (``pydynox.DynamoDBClient``: a Rust core on the AWS
+    SDK for Rust, plain dicts in and out, numbers decoded to int or float).
+
+    Its ``batch_get`` / ``batch_write`` split into 100 keys / 25 items and re-send what comes
+    back unprocessed themselves, so this adapter calls them once.
+    """
+
+    name = "pydynox"
+    distribution = "pydynox"
+
+    async def setup(self, endpoint_url: str, table: str, *, concurrency: int) -> None:
+        try:
+            from pydynox import DynamoDBClient
+        except ImportError as exc:
+            raise ImportError(
+                f"pydynox is not installed ({exc}); pip install pydynox (in the dev extra)"
+            ) from None
+
+        self._name = table
+        # No pool-size option: the Rust core's connection pool grows with the callers.
+        self._client = DynamoDBClient(
+            region=REGION,
+            endpoint_url=endpoint_url,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+        )
+
+    async def get(self, key: Item) -> Any:
+        return await self._client.get_item(self._name, key)
+
+    async def put(self, item: Item) -> None:
+        await self._client.put_item(self._name, item)
+
+    async def _query(self, condition: str, values: dict[str, Any]) -> list[Any]:
+        result = self._client.query(self._name, condition, expression_attribute_values=values)
+        return [item async for item in result]
+
+    async def query(self, pk: str) -> list[Any]:
+        return await self._query("PK = :pk", {":pk": pk})
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        return await self._query(
+            "PK = :pk AND begins_with(SK, :prefix)", {":pk": pk, ":prefix": prefix}
+        )
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        return await self._query(
+            "PK = :pk AND SK BETWEEN :low AND :high", {":pk": pk, ":low": low, ":high": high}
+        )
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        items: list[Any] = await self._client.batch_get(self._name, list(keys))
+        return items
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        await self._client.batch_write(self._name, put_items=list(items))
+
+    async def close(self) -> None:
+        # The Rust client has no close: its connections go with the object.
+        del self._client
+
+
+class PydynoxModelPeer(PydynoxPeer):
+    """pydynox's model layer: a ``pydynox.Model`` subclass declaring the benchmark item's
+    attributes, read and written through its async class methods (``get``, ``query``,
+    ``batch_get``) and ``save``; bulk writes through ``BatchWriter``."""
+
+    name = "pydynox-model"
+    distribution = "pydynox"
+
+    async def setup(self, endpoint_url: str, table: str, *, concurrency: int) -> None:
+        await super().setup(endpoint_url, table, concurrency=concurrency)
+        from pydynox import BatchWriter, Model, ModelConfig
+        from pydynox.attributes import (
+            BooleanAttribute,
+            ListAttribute,
+            MapAttribute,
+            NumberAttribute,
+            StringAttribute,
+        )
+
+        client = self._client
+
+        class Order(Model):  # type: ignore[misc]
+            model_config = ModelConfig(table=table, client=client)
+            PK = StringAttribute(partition_key=True)
+            SK = StringAttribute(sort_key=True)
+            status = StringAttribute()
+            total = NumberAttribute()
+            quantity = NumberAttribute()
+            created = NumberAttribute()
+            gift = BooleanAttribute()
+            customer = MapAttribute()
+            tags = ListAttribute()
+            note = StringAttribute()
+
+        self._model: Any = Order
+        self._writer = BatchWriter
+
+    async def get(self, key: Item) -> Any:
+        return await self._model.get(**key)
+
+    async def put(self, item: Item) -> None:
+        await self._model(**item).save()
+
+    async def query(self, pk: str) -> list[Any]:
+        return [item async for item in self._model.query(partition_key=pk)]
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        model = self._model
+        condition = model.SK.begins_with(prefix)
+        return [item async for item in model.query(partition_key=pk, sort_key_condition=condition)]
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        model = self._model
+        condition = model.SK.between(low, high)
+        return [item async for item in model.query(partition_key=pk, sort_key_condition=condition)]
+
+    def string(self, item: Any, name: str) -> str:
+        value: str = getattr(item, name)
+        return value
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        items: list[Any] = await self._model.batch_get(list(keys))
+        return items
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        async with self._writer(self._client, self._name) as batch:
+            for item in items:
+                batch.put(item)
+
+    def plain(self, item: Any) -> Item:
+        plain: Item = item.to_dict()
+        return plain
+
+
+class AwsSdkPeer(Peer):
+    """The AWS SDK for Python's new async DynamoDB client (``aws-sdk-dynamodb``): it needs
+    Python 3.12 or later from 0.10 on, and on 3.11 pip installs an unrelated 0.4.1 package of
+    that name, so on 3.11 this adapter only says why it is skipped."""
+
+    name = "aws-sdk"
+    distribution = "aws-sdk-dynamodb"
+
+    async def setup(self, endpoint_url: str, table: str, *, concurrency: int) -> None:
+        import sys
+
+        if sys.version_info < (3, 12):
+            raise ImportError(
+                "aws-sdk-dynamodb >= 0.10 needs Python >= 3.12; this is "
+                f"{sys.version_info.major}.{sys.version_info.minor}"
+            )
+        # Not written yet: the machine these benchmarks were written on has no Python 3.12,
+        # and an adapter that was never run would not be checked like the others.
+        raise ImportError("the aws-sdk-dynamodb adapter is not written yet (needs Python 3.12)")
+
+    async def get(self, key: Item) -> Any:
+        raise NotImplementedError
+
+    async def put(self, item: Item) -> None:
+        raise NotImplementedError
+
+    async def query(self, pk: str) -> list[Any]:
+        raise NotImplementedError
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        raise NotImplementedError
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
 class _FloorConnection(asyncio.Protocol):
     """One keep-alive connection carrying one request at a time."""
 
@@ -613,12 +789,22 @@ class FloorPeer(Peer):
 
 PEERS: dict[str, Callable[[], Peer]] = {
     peer.name: peer
-    for peer in (AsyncdynPeer, AiobotocorePeer, Aioboto3Peer, AiodynamoPeer, FloorPeer)
+    for peer in (
+        AsyncdynPeer,
+        AiobotocorePeer,
+        Aioboto3Peer,
+        AiodynamoPeer,
+        PydynoxPeer,
+        PydynoxModelPeer,
+        AwsSdkPeer,
+        FloorPeer,
+    )
 }
 """Every adapter by name, in the order results are shown."""
 
-DEFAULT_PEERS = ("asyncdyn", "aiobotocore", "aioboto3", "aiodynamo")
-"""The client libraries compared by default; ``floor`` is a reference, asked for by name."""
+DEFAULT_PEERS = ("asyncdyn", "aiobotocore", "aioboto3", "aiodynamo", "pydynox", "pydynox-model")
+"""The client libraries compared by default (one not installed is skipped with a message);
+``floor`` is a reference and ``aws-sdk`` needs Python 3.12, both asked for by name."""
 
 
 def make_peer(name: str) -> Peer:

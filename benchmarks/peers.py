@@ -922,9 +922,17 @@ PEERS: dict[str, Callable[[], Peer]] = {
 }
 """Every adapter by name, in the order results are shown."""
 
-DEFAULT_PEERS = ("asyncdyn", "aiobotocore", "aioboto3", "aiodynamo", "pydynox", "pydynox-model")
-"""The client libraries compared by default (one not installed is skipped with a message);
-``floor`` is a reference and ``aws-sdk`` needs Python 3.12, both asked for by name."""
+DEFAULT_PEERS = (
+    "asyncdyn",
+    "aiobotocore",
+    "aioboto3",
+    "aiodynamo",
+    "pydynox",
+    "pydynox-model",
+    "aws-sdk",
+)
+"""The client libraries compared by default; one that is not installed (or, for aws-sdk, a
+Python below 3.12) is skipped with a message. ``floor`` is a reference, asked for by name."""
 
 
 def make_peer(name: str) -> Peer:

@@ -1,5 +1,6 @@
 /*
- * asyncdyn._speedups: DynamoDB JSON -> Python values, in C.
+ * asyncdyn._speedups: DynamoDB JSON -> Python values, in C (and the common shapes of items
+ * the other way, see Encoder at the end).
  *
  * The compiled twin of marshal._build's decoder. It walks what orjson.loads already built
  * (dicts, lists, strs) and never parses JSON itself. The pure-Python decoder in marshal.py is
@@ -427,6 +428,315 @@ static PyTypeObject DecoderType = {
     .tp_methods = Decoder_methods,
 };
 
+
+/* -- encoding: the common shapes of marshal._encode_item, or "not here" ---------------------
+ *
+ * Encoder.item(item) returns marshal._encode_item's (wire, size bound) for an item made of
+ * plain dicts, lists, tuples, str, int, bool and None, and hands every other value to
+ * marshal's own encoder for it (`slow(value, level)`: Decimal, float, bytes, sets,
+ * subclasses). Whenever anything is off -- a refusal, a non-str key, a lone surrogate, a
+ * name of the wrong length, nesting at the limit -- it returns None and marshal encodes the
+ * item again in Python, so every error (and its attribute path) comes from one place.
+ */
+
+#define MAX_DEPTH 32
+#define MAX_NAME_BYTES 65535
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *slow;   /* marshal's (value, level) -> (wire, size) for the other types */
+} EncoderObject;
+
+static PyObject *str_M, *str_L, *str_BOOL, *str_NULL;
+
+static PyObject *enc_value(EncoderObject *self, PyObject *v, int level, Py_ssize_t *size);
+
+/* UTF-8 length of a str, -1 with an error set for a lone surrogate. */
+static Py_ssize_t
+utf8_len(PyObject *s)
+{
+    if (PyUnicode_IS_ASCII(s)) {
+        return PyUnicode_GET_LENGTH(s);
+    }
+    Py_ssize_t n;
+    if (PyUnicode_AsUTF8AndSize(s, &n) == NULL) {
+        return -1;
+    }
+    return n;
+}
+
+/* {tag: value}, stealing nothing. */
+static PyObject *
+tagged(PyObject *tag, PyObject *value)
+{
+    PyObject *out = PyDict_New();
+    if (out != NULL && PyDict_SetItem(out, tag, value) < 0) {
+        Py_CLEAR(out);
+    }
+    return out;
+}
+
+/* {tag: value}, stealing value. */
+static PyObject *
+tagged_steal(PyObject *tag, PyObject *value)
+{
+    if (value == NULL) {
+        return NULL;
+    }
+    PyObject *out = tagged(tag, value);
+    Py_DECREF(value);
+    return out;
+}
+
+static PyObject *
+enc_map(EncoderObject *self, PyObject *value, int level, Py_ssize_t *size)
+{
+    if (level >= MAX_DEPTH) {
+        PyErr_SetString(PyExc_ValueError, "nesting at the limit");  /* marshal refuses it */
+        return NULL;
+    }
+    if (Py_EnterRecursiveCall(" while encoding a map")) {
+        return NULL;
+    }
+    Py_ssize_t total = 3, n = PyDict_GET_SIZE(value), pos = 0;
+    PyObject *out = new_dict(n), *k, *v;
+    while (out != NULL && PyDict_Next(value, &pos, &k, &v)) {
+        Py_ssize_t vs, ks;
+        if (!PyUnicode_CheckExact(k) || (ks = utf8_len(k)) < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "map key is not a str");
+            }
+            Py_CLEAR(out);
+            break;
+        }
+        Py_INCREF(v);
+        PyObject *w = enc_value(self, v, level + 1, &vs);
+        Py_DECREF(v);
+        if (w == NULL || PyDict_SetItem(out, k, w) < 0) {
+            Py_XDECREF(w);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(w);
+        total += ks + vs + 1;
+    }
+    Py_LeaveRecursiveCall();
+    if (out != NULL && PyDict_GET_SIZE(value) != n) {
+        PyErr_SetString(PyExc_RuntimeError, "map changed size while encoding");
+        Py_CLEAR(out);
+    }
+    *size = total;
+    return tagged_steal(str_M, out);
+}
+
+static PyObject *
+enc_list(EncoderObject *self, PyObject *value, int level, Py_ssize_t *size)
+{
+    if (level >= MAX_DEPTH) {
+        PyErr_SetString(PyExc_ValueError, "nesting at the limit");
+        return NULL;
+    }
+    if (Py_EnterRecursiveCall(" while encoding a list")) {
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(value, "not a sequence");  /* list or tuple: no copy */
+    PyObject *out = NULL;
+    Py_ssize_t total = 0;
+    if (seq != NULL) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        total = 3 + n;
+        out = PyList_New(n);
+        for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+            Py_ssize_t vs;
+            PyObject *w = enc_value(self, PySequence_Fast_GET_ITEM(seq, i), level + 1, &vs);
+            if (w == NULL) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyList_SET_ITEM(out, i, w);
+            total += vs;
+        }
+        Py_DECREF(seq);
+    }
+    Py_LeaveRecursiveCall();
+    *size = total;
+    return tagged_steal(str_L, out);
+}
+
+static PyObject *
+enc_value(EncoderObject *self, PyObject *v, int level, Py_ssize_t *size)
+{
+    PyTypeObject *t = Py_TYPE(v);
+    if (t == &PyUnicode_Type) {
+        Py_ssize_t n = utf8_len(v);
+        if (n < 0) {
+            return NULL;
+        }
+        *size = n;
+        return tagged(str_S, v);
+    }
+    if (t == &PyLong_Type) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (!overflow && !(x == -1 && PyErr_Occurred())) {
+            /* |x| < 2**63 < 10**38: always within DynamoDB's digits and range. */
+            char buf[32];
+            int len = snprintf(buf, sizeof buf, "%lld", x);
+            *size = len / 2 + 2;
+            return tagged_steal(str_N, PyUnicode_FromStringAndSize(buf, len));
+        }
+        PyErr_Clear();
+        /* Larger ints: marshal's own rules (exponent form, range). */
+    }
+    else if (t == &PyBool_Type) {
+        *size = 1;
+        return tagged(str_BOOL, v);
+    }
+    else if (v == Py_None) {
+        *size = 1;
+        return tagged(str_NULL, Py_True);
+    }
+    else if (t == &PyDict_Type) {
+        return enc_map(self, v, level, size);
+    }
+    else if (t == &PyList_Type || t == &PyTuple_Type) {
+        return enc_list(self, v, level, size);
+    }
+    PyObject *lv = PyLong_FromLong(level);
+    if (lv == NULL) {
+        return NULL;
+    }
+    PyObject *args[2] = {v, lv};
+    PyObject *done = PyObject_Vectorcall(self->slow, args, 2, NULL);
+    Py_DECREF(lv);
+    if (done == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(done) || PyTuple_GET_SIZE(done) != 2) {
+        Py_DECREF(done);
+        PyErr_SetString(PyExc_TypeError, "the slow encoder must return (wire, size)");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GET_ITEM(done, 1));
+    if (n == -1 && PyErr_Occurred()) {
+        Py_DECREF(done);
+        return NULL;
+    }
+    *size = n;
+    PyObject *w = Py_NewRef(PyTuple_GET_ITEM(done, 0));
+    Py_DECREF(done);
+    return w;
+}
+
+static PyObject *
+Encoder_item(EncoderObject *self, PyObject *item)
+{
+    if (self->slow == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Encoder.__init__ was not called");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(item)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t total = 0, n = PyDict_GET_SIZE(item), pos = 0;
+    PyObject *out = new_dict(n), *name, *v;
+    while (out != NULL && PyDict_Next(item, &pos, &name, &v)) {
+        Py_ssize_t vs, nb;
+        if (!PyUnicode_CheckExact(name) || (nb = utf8_len(name)) < 0) {
+            Py_CLEAR(out);
+            break;
+        }
+        Py_INCREF(v);
+        PyObject *w = enc_value(self, v, 1, &vs);
+        Py_DECREF(v);
+        if (w == NULL || PyDict_SetItem(out, name, w) < 0) {
+            Py_XDECREF(w);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(w);
+        if (nb < 1 || nb > MAX_NAME_BYTES) {
+            Py_CLEAR(out);
+            break;
+        }
+        total += nb + vs;
+    }
+    if (out != NULL && PyDict_GET_SIZE(item) != n) {
+        Py_CLEAR(out);
+    }
+    if (out == NULL) {
+        /* Anything but an ordinary exception (KeyboardInterrupt, SystemExit) goes on. */
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    PyObject *bound = PyLong_FromSsize_t(total);
+    if (bound == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, out, bound);
+    Py_DECREF(out);
+    Py_DECREF(bound);
+    return result;
+}
+
+static int
+Encoder_init(EncoderObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *slow;
+    static char *kwlist[] = {"slow", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Encoder", kwlist, &slow)) {
+        return -1;
+    }
+    Py_XSETREF(self->slow, Py_NewRef(slow));
+    return 0;
+}
+
+static int
+Encoder_traverse(EncoderObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->slow);
+    return 0;
+}
+
+static int
+Encoder_clear(EncoderObject *self)
+{
+    Py_CLEAR(self->slow);
+    return 0;
+}
+
+static void
+Encoder_dealloc(EncoderObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Encoder_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Encoder_methods[] = {
+    {"item", (PyCFunction)Encoder_item, METH_O,
+     "(wire, size bound) of an item, or None: then marshal encodes it in Python."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asyncdyn._speedups.Encoder",
+    .tp_doc = PyDoc_STR("marshal._encode_item for the common shapes of items."),
+    .tp_basicsize = sizeof(EncoderObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Encoder_init,
+    .tp_dealloc = (destructor)Encoder_dealloc,
+    .tp_traverse = (traverseproc)Encoder_traverse,
+    .tp_clear = (inquiry)Encoder_clear,
+    .tp_methods = Encoder_methods,
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "asyncdyn._speedups",
@@ -437,13 +747,17 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (PyType_Ready(&DecoderType) < 0) {
+    if (PyType_Ready(&DecoderType) < 0 || PyType_Ready(&EncoderType) < 0) {
         return NULL;
     }
     if (str_S == NULL) {
         str_S = PyUnicode_InternFromString("S");
         str_N = PyUnicode_InternFromString("N");
-        if (str_S == NULL || str_N == NULL) {
+        str_M = PyUnicode_InternFromString("M");
+        str_L = PyUnicode_InternFromString("L");
+        str_BOOL = PyUnicode_InternFromString("BOOL");
+        str_NULL = PyUnicode_InternFromString("NULL");
+        if (!str_S || !str_N || !str_M || !str_L || !str_BOOL || !str_NULL) {
             return NULL;
         }
     }
@@ -451,7 +765,8 @@ PyInit__speedups(void)
     if (m == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(m, "Decoder", (PyObject *)&DecoderType) < 0) {
+    if (PyModule_AddObjectRef(m, "Decoder", (PyObject *)&DecoderType) < 0
+        || PyModule_AddObjectRef(m, "Encoder", (PyObject *)&EncoderType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

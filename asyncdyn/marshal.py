@@ -470,6 +470,13 @@ _ENCODERS: dict[type, Encoder] = {
 
 def _encode_item(item: Mapping[str, Any]) -> tuple[WireItem, int]:
     """The wire form of an item and an upper bound of its size."""
+    if _fast_encode is not None:
+        # The compiled walk does plain dicts, lists, str, int, bool and None itself and calls
+        # _slow_value for the rest; it answers None for anything it will not vouch for
+        # (every refusal included), and the walk below then runs and raises.
+        done: tuple[WireItem, int] | None = _fast_encode(item)
+        if done is not None:
+            return done
     if not isinstance(item, Mapping):
         raise InvalidItem(f"an item must be a mapping of attribute names, not {_type_name(item)}")
     out: WireItem = {}
@@ -501,6 +508,13 @@ def _encode_item(item: Mapping[str, Any]) -> tuple[WireItem, int]:
         exc.segments.append(name)
         raise _invalid(exc) from None
     return out, size
+
+
+def _slow_value(value: Any, level: int) -> tuple[WireValue, int]:
+    """One value of a type the compiled encoder leaves to this module (Decimal, float,
+    bytes, sets, subclasses, large ints): the same encoder the pure walk would call."""
+    t = type(value)
+    return (_ENCODERS.get(t) or _resolve(t))(value, level)
 
 
 def encode_item(item: Mapping[str, Any]) -> WireItem:
@@ -801,8 +815,13 @@ def _load_speedups() -> Any:
 _speedups: Any = _load_speedups()
 
 COMPILED: bool = _speedups is not None
-"""True when a default :class:`Decoder` decodes in C (the ``asyncdyn._speedups`` extension);
-False when it uses the pure-Python functions above."""
+"""True when a default :class:`Decoder` decodes in C (the ``asyncdyn._speedups`` extension)
+and :func:`encode_item` walks the common shapes of items in C; False when both use the
+pure-Python functions of this module."""
+
+_fast_encode: Callable[[Any], tuple[WireItem, int] | None] | None = (
+    _speedups.Encoder(_slow_value).item if _speedups is not None else None
+)
 
 
 class Decoder:

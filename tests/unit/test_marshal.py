@@ -30,6 +30,32 @@ from asyncdyn.marshal import (
     wire_item_size,
 )
 
+HAVE_SPEEDUPS = marshal._speedups is not None
+_FAST_ENCODE = marshal._fast_encode  # kept: the encode_path fixture may switch it off
+IMPLEMENTATIONS = [
+    pytest.param(False, id="pure"),
+    pytest.param(
+        True,
+        id="compiled",
+        marks=pytest.mark.skipif(
+            not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built (no C compiler?) or off"
+        ),
+    ),
+]
+"""``compiled=`` values for :class:`Decoder`; test_marshal_props uses them too."""
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def encode_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every test here runs with the compiled encoding walk and without it (then
+    ``encode_item`` is the pure-Python walk alone, the reference)."""
+    compiled: bool = request.param
+    if compiled:
+        assert marshal._fast_encode is not None
+    else:
+        monkeypatch.setattr(marshal, "_fast_encode", None)
+    return compiled
+
 
 class Color(enum.IntEnum):
     RED = 7
@@ -491,22 +517,8 @@ def test_size_counts_utf8_bytes_of_names_and_strings() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Decoding: every decoding test runs on both implementations, the pure-Python reference and
-# the compiled one (asyncdyn._speedups), which is skipped only where it was not built.
+# Decoding: every decoding test runs on both decoders (make_decoder), and on both encoders.
 # ------------------------------------------------------------------------------------------
-
-HAVE_SPEEDUPS = marshal._speedups is not None
-IMPLEMENTATIONS = [
-    pytest.param(False, id="pure"),
-    pytest.param(
-        True,
-        id="compiled",
-        marks=pytest.mark.skipif(
-            not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built (no C compiler?) or off"
-        ),
-    ),
-]
-"""``compiled=`` values for :class:`Decoder`; test_marshal_props uses them too."""
 
 MakeDecoder = Callable[..., Decoder]
 
@@ -743,6 +755,67 @@ def test_deep_nesting_is_refused_not_crashed(make_decoder: MakeDecoder) -> None:
         wire = {"M": {"a": wire}}
     with pytest.raises(RecursionError):
         make_decoder().value(wire)
+
+
+def test_compiled_encoder_does_the_common_shapes_itself() -> None:
+    # Not a fallback every time: an ordinary item is encoded by the C walk, and equals the
+    # pure walk's result, bound included.
+    if not HAVE_SPEEDUPS:
+        pytest.skip("asyncdyn._speedups not built")
+    item = {
+        "pk": "CUSTOMER#1",
+        "n": -(2**63),
+        "big": 10**30,
+        "price": Decimal("99.99"),
+        "f": 1.5,
+        "ok": True,
+        "none": None,
+        "é": "€",
+        "nested": {"list": [1, "two", None, (3, {"deep": []})], "": {}},
+        "blob": b"\x00",
+        "tags": {"a"},
+    }
+    fast = _FAST_ENCODE
+    assert fast is not None
+    done = fast(item)
+    assert done is not None
+    assert done == _pure_encode(item)
+
+
+def _pure_encode(item: Any) -> Any:
+    saved = marshal._fast_encode
+    marshal._fast_encode = None
+    try:
+        return marshal._encode_item(item)
+    finally:
+        marshal._fast_encode = saved
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"a": "\ud800"},  # lone surrogate
+        {"": "x"},  # empty attribute name
+        {"a" * 65_536: 1},  # name too long
+        {Name("a"): 1},  # str subclass name: the pure walk's business
+        {1: "x"},
+        {"a": {1: "x"}},
+        {"a": {Name("k"): "x"}},
+        {"a": float("nan")},
+        {"a": set()},
+        {"a": object()},
+        {"a": _wrap(MAX_DEPTH)},
+        {"a": _wrap(MAX_DEPTH, kind="list")},
+        OrderedDict(a=1),
+    ],
+    ids=_id,
+)
+def test_compiled_encoder_leaves_the_rest_to_python(item: Any) -> None:
+    if not HAVE_SPEEDUPS:
+        pytest.skip("asyncdyn._speedups not built")
+    fast = _FAST_ENCODE
+    assert fast is not None
+    assert fast(item) is None
 
 
 # ------------------------------------------------------------------------------------------

@@ -304,3 +304,80 @@ def test_compiled_decoder_agrees_on_encoded_items(item: dict[str, Any]) -> None:
     for numbers in ("auto", "decimal", "float"):
         pure, compiled = Decoder(numbers, compiled=False), Decoder(numbers, compiled=True)
         assert _strict(compiled.item(wire)) == _strict(pure.item(wire))
+
+
+# ------------------------------------------------------------------------------------------
+# The compiled encoding walk against the pure one: on anything, it gives exactly the pure
+# walk's (wire, size bound), or None (the pure walk then runs, and raises if it must).
+# ------------------------------------------------------------------------------------------
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+_odd_scalars = st.one_of(
+    scalars,
+    st.floats(),  # NaN and infinities included: refused
+    st.integers(),  # any size: 39+ digits go to the pure rules
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=2),
+    st.builds(_Str, st.text(max_size=3)),
+    st.builds(_Int, st.integers(-5, 5)),
+    st.just(set()),
+    st.just(object()),
+)
+_odd_documents = st.recursive(
+    st.one_of(_odd_scalars, sets),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 3)), children, max_size=3),
+    ),
+    max_leaves=12,
+)
+_odd_items = st.dictionaries(
+    st.one_of(st.text(max_size=4), st.builds(_Str, st.text(min_size=1, max_size=2))),
+    _odd_documents,
+    max_size=4,
+)
+
+
+def _pure_outcome(item: Any) -> Any:
+    saved = marshal._fast_encode
+    marshal._fast_encode = None
+    try:
+        return marshal._encode_item(item)
+    except InvalidItem:
+        return "refused"
+    finally:
+        marshal._fast_encode = saved
+
+
+@pytest.mark.skipif(not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built")
+@settings(SETTINGS, max_examples=400)
+@given(item=st.one_of(items, _odd_items))
+def test_compiled_encoder_agrees_with_the_pure_one(item: Any) -> None:
+    fast = marshal._fast_encode
+    assert fast is not None
+    done = fast(item)
+    pure = _pure_outcome(item)
+    if done is None:
+        return  # the pure walk decides; nothing of the compiled one is used
+    assert pure != "refused", f"compiled walk accepted what the pure one refuses: {item!r}"
+    assert done == pure
+
+
+@pytest.mark.skipif(not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built")
+@settings(SETTINGS, max_examples=200)
+@given(item=items)
+def test_compiled_encoder_takes_ordinary_items(item: dict[str, Any]) -> None:
+    # Items of plain types (Decimal and sets through the pure per-value encoders) are
+    # encoded by the compiled walk, not handed back.
+    fast = marshal._fast_encode
+    assert fast is not None
+    if all(isinstance(name, str) and name.isascii() for name in item):
+        assert fast(item) == _pure_outcome(item)

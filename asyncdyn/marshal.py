@@ -9,9 +9,11 @@ from above; the exact size (DynamoDB's rule) is computed only for an item near t
 Decoding is the hot path of every read: a :class:`Decoder` is built once per client and turns
 the wire form of a page of items into plain Python values with one dict lookup per value.
 When the optional C extension ``asyncdyn._speedups`` was built at install time (it is, when a
-C compiler is present), the decoder walks orjson's output in C instead; the Python functions
-here stay the reference and the fallback (``ASYNCDYN_PURE=1`` forces them), and both run the
-same tests. :data:`COMPILED` says which one a default :class:`Decoder` uses.
+C compiler is present), the decoder walks orjson's output in C instead, and encoding walks the
+common shapes of items (dicts, lists, str, int, bool, None) in C, handing every other value to
+the encoders here and every refusal back to the pure walk. The Python functions stay the
+reference and the fallback (``ASYNCDYN_PURE=1`` forces them), and both paths run the same
+tests. :data:`COMPILED` says which one is in use.
 """
 
 from __future__ import annotations

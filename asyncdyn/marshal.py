@@ -8,6 +8,12 @@ from above; the exact size (DynamoDB's rule) is computed only for an item near t
 
 Decoding is the hot path of every read: a :class:`Decoder` is built once per client and turns
 the wire form of a page of items into plain Python values with one dict lookup per value.
+When the optional C extension ``asyncdyn._speedups`` was built at install time (it is, when a
+C compiler is present), the decoder walks orjson's output in C instead, and encoding walks the
+common shapes of items (dicts, lists, str, int, bool, None) in C, handing every other value to
+the encoders here and every refusal back to the pure walk. The Python functions stay the
+reference and the fallback (``ASYNCDYN_PURE=1`` forces them), and both paths run the same
+tests. :data:`COMPILED` says which one is in use.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import importlib
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence, Set
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias
@@ -23,6 +31,7 @@ from typing import Any, Literal, TypeAlias
 from .errors import ConfigurationError, InvalidItem
 
 __all__ = [
+    "COMPILED",
     "MAX_DEPTH",
     "MAX_ITEM_BYTES",
     "Decoder",
@@ -479,6 +488,13 @@ _ENCODERS: dict[type, Encoder] = {
 
 def _encode_item(item: Mapping[str, Any]) -> tuple[WireItem, int]:
     """The wire form of an item and an upper bound of its size."""
+    if _fast_encode is not None:
+        # The compiled walk does plain dicts, lists, str, int, bool and None itself and calls
+        # _slow_value for the rest; it answers None for anything it will not vouch for
+        # (every refusal included), and the walk below then runs and raises.
+        done: tuple[WireItem, int] | None = _fast_encode(item)
+        if done is not None:
+            return done
     if not isinstance(item, Mapping):
         raise InvalidItem(f"an item must be a mapping of attribute names, not {_type_name(item)}")
     out: WireItem = {}
@@ -510,6 +526,13 @@ def _encode_item(item: Mapping[str, Any]) -> tuple[WireItem, int]:
         exc.segments.append(name)
         raise _invalid(exc) from None
     return out, size
+
+
+def _slow_value(value: Any, level: int) -> tuple[WireValue, int]:
+    """One value of a type the compiled encoder leaves to this module (Decimal, float,
+    bytes, sets, subclasses, large ints): the same encoder the pure walk would call."""
+    t = type(value)
+    return (_ENCODERS.get(t) or _resolve(t))(value, level)
 
 
 def encode_item(item: Mapping[str, Any]) -> WireItem:
@@ -713,7 +736,13 @@ def _same(x: Any) -> Any:
     return x
 
 
-def _build(num: Callable[[str], Any]) -> tuple[Callable[[WireValue], Any], Callable[[Any], Item]]:
+_Decoding: TypeAlias = tuple[
+    Callable[[WireValue], Any], Callable[[Any], Item], Callable[[Any], list[Any]]
+]
+"""``(value, map_, list_)``: decode one wire value, one item (or ``M``), one ``L``."""
+
+
+def _build(num: Callable[[str], Any]) -> _Decoding:
     """The decoding functions for one number mode, as closures over their dispatch table.
 
     Maps and lists test for ``S`` and ``N`` first (most values of most items) and inline the
@@ -781,10 +810,36 @@ def _build(num: Callable[[str], Any]) -> tuple[Callable[[WireValue], Any], Calla
         "NS": num_set,
         "BS": bin_set,
     }
-    return value, map_
+    return value, map_, list_
 
 
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError, AttributeError)
+
+_MODES: tuple[NumberMode, ...] = ("auto", "decimal", "float")
+"""The number modes, in the order of ``_speedups``' mode numbers."""
+
+
+def _load_speedups() -> Any:
+    """The compiled decoder's module, or None: not built (no C compiler at install time),
+    or turned off with ``ASYNCDYN_PURE=1`` (then it is not even imported)."""
+    if os.environ.get("ASYNCDYN_PURE", "") not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module("asyncdyn._speedups")
+    except ImportError:
+        return None
+
+
+_speedups: Any = _load_speedups()
+
+COMPILED: bool = _speedups is not None
+"""True when a default :class:`Decoder` decodes in C (the ``asyncdyn._speedups`` extension)
+and :func:`encode_item` walks the common shapes of items in C; False when both use the
+pure-Python functions of this module."""
+
+_fast_encode: Callable[[Any], tuple[WireItem, int] | None] | None = (
+    _speedups.Encoder(_slow_value).item if _speedups is not None else None
+)
 
 
 class Decoder:
@@ -794,11 +849,19 @@ class Decoder:
     otherwise, ``decimal`` always ``Decimal``, ``float`` always ``float``; ``NS`` gives a set
     of the same. ``B`` gives ``bytes``, ``SS``/``BS`` sets, ``L`` lists, ``M`` dicts, ``NULL``
     ``None``. A malformed wire value raises :class:`InvalidItem`.
+
+    ``compiled`` picks the implementation: ``None`` (default) the C one when it is built
+    (:data:`COMPILED`), ``False`` the pure-Python one, ``True`` the C one or an error.
+    Both give the same values.
     """
 
-    __slots__ = ("_map", "_value", "numbers")
+    __slots__ = ("_items", "_map", "_value", "compiled", "numbers")
 
-    def __init__(self, numbers: NumberMode = "auto") -> None:
+    _map: Callable[[Any], Item]
+    _items: Callable[[Any], list[Item]]
+    _value: Callable[[Any], Any]
+
+    def __init__(self, numbers: NumberMode = "auto", *, compiled: bool | None = None) -> None:
         try:
             num = _NUMBER_READERS[numbers]
         except (KeyError, TypeError):
@@ -806,10 +869,29 @@ class Decoder:
                 f"numbers must be 'auto', 'decimal' or 'float', not {numbers!r}"
             ) from None
         self.numbers: NumberMode = numbers
-        self._value, self._map = _build(num)
+        value, map_, list_ = _build(num)
+        if compiled is None:
+            compiled = COMPILED
+        if compiled:
+            if _speedups is None:
+                raise ConfigurationError(
+                    "the compiled decoder (asyncdyn._speedups) is not available: it is built "
+                    "by pip install when a C compiler is present, and ASYNCDYN_PURE turns it off"
+                )
+            # The C decoder calls the pure map_/list_ for what JSON never produces (a map
+            # payload that is not a dict), so both paths agree on any input.
+            native = _speedups.Decoder(_MODES.index(numbers), Decimal, _b64decode, map_, list_)
+            self._value, self._map, self._items = native.value, native.item, native.items
+        else:
+
+            def items(wires: Any) -> list[Item]:
+                return [map_(w) for w in wires]
+
+            self._value, self._map, self._items = value, map_, items
+        self.compiled: bool = compiled
 
     def __repr__(self) -> str:
-        return f"Decoder(numbers={self.numbers!r})"
+        return f"Decoder(numbers={self.numbers!r}, compiled={self.compiled!r})"
 
     def item(self, wire: WireItem) -> Item:
         """Decode one item (attribute name -> wire value)."""
@@ -820,9 +902,8 @@ class Decoder:
 
     def items(self, wires: list[WireItem]) -> list[Item]:
         """Decode a page of items."""
-        map_ = self._map
         try:
-            return [map_(w) for w in wires]
+            return self._items(wires)
         except _DECODE_ERRORS as exc:
             raise InvalidItem(f"cannot decode item: {exc!r}") from exc
 
@@ -838,7 +919,7 @@ _DECODERS: dict[str, Decoder] = {}
 
 
 def decoder(numbers: NumberMode = "auto") -> Decoder:
-    """The (shared, immutable) :class:`Decoder` for a number mode."""
+    """The (shared, immutable) default :class:`Decoder` for a number mode."""
     dec = _DECODERS.get(numbers)
     if dec is None:
         dec = _DECODERS[numbers] = Decoder(numbers)

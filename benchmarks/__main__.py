@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: asyncdyn, aiobotocore, aioboto3 and aiodynamo side by side.
+"""``python -m benchmarks``: asyncdyn, aiobotocore, aioboto3, aiodynamo and pydynox side by side.
 
 With no arguments it starts dynalite (moto when dynalite is not installed) on 127.0.0.1,
 seeds a table, runs every workload (get, put, query, fanout, timeseries, batch_get,

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -431,6 +432,301 @@ class AiodynamoPeer(Peer):
         await self._session.close()
 
 
+class PydynoxPeer(Peer):
+    """pydynox's low-level async client (``pydynox.DynamoDBClient``: a Rust core on the AWS
+    SDK for Rust, plain dicts in and out, numbers decoded to int or float).
+
+    Its ``batch_get`` / ``batch_write`` split into 100 keys / 25 items and re-send what comes
+    back unprocessed themselves, so this adapter calls them once.
+    """
+
+    name = "pydynox"
+    distribution = "pydynox"
+
+    async def setup(self, endpoint_url: str, table: str, *, concurrency: int) -> None:
+        try:
+            from pydynox import DynamoDBClient
+        except ImportError as exc:
+            raise ImportError(
+                f"pydynox is not installed ({exc}); pip install pydynox (in the dev extra)"
+            ) from None
+
+        self._name = table
+        # No pool-size option: the Rust core's connection pool grows with the callers.
+        self._client = DynamoDBClient(
+            region=REGION,
+            endpoint_url=endpoint_url,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+        )
+
+    async def get(self, key: Item) -> Any:
+        return await self._client.get_item(self._name, key)
+
+    async def put(self, item: Item) -> None:
+        await self._client.put_item(self._name, item)
+
+    async def _query(self, condition: str, values: dict[str, Any]) -> list[Any]:
+        result = self._client.query(self._name, condition, expression_attribute_values=values)
+        return [item async for item in result]
+
+    async def query(self, pk: str) -> list[Any]:
+        return await self._query("PK = :pk", {":pk": pk})
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        return await self._query(
+            "PK = :pk AND begins_with(SK, :prefix)", {":pk": pk, ":prefix": prefix}
+        )
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        return await self._query(
+            "PK = :pk AND SK BETWEEN :low AND :high", {":pk": pk, ":low": low, ":high": high}
+        )
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        items: list[Any] = await self._client.batch_get(self._name, list(keys))
+        return items
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        await self._client.batch_write(self._name, put_items=list(items))
+
+    async def close(self) -> None:
+        # The Rust client has no close: its connections go with the object.
+        del self._client
+
+
+class PydynoxModelPeer(PydynoxPeer):
+    """pydynox's model layer: a ``pydynox.Model`` subclass declaring the benchmark item's
+    attributes, read and written through its async class methods (``get``, ``query``,
+    ``batch_get``) and ``save``; bulk writes through ``BatchWriter``."""
+
+    name = "pydynox-model"
+    distribution = "pydynox"
+
+    async def setup(self, endpoint_url: str, table: str, *, concurrency: int) -> None:
+        await super().setup(endpoint_url, table, concurrency=concurrency)
+        from pydynox import BatchWriter, Model, ModelConfig
+        from pydynox.attributes import (
+            BooleanAttribute,
+            ListAttribute,
+            MapAttribute,
+            NumberAttribute,
+            StringAttribute,
+        )
+
+        client = self._client
+
+        class Order(Model):  # type: ignore[misc]
+            model_config = ModelConfig(table=table, client=client)
+            PK = StringAttribute(partition_key=True)
+            SK = StringAttribute(sort_key=True)
+            status = StringAttribute()
+            total = NumberAttribute()
+            quantity = NumberAttribute()
+            created = NumberAttribute()
+            gift = BooleanAttribute()
+            customer = MapAttribute()
+            tags = ListAttribute()
+            note = StringAttribute()
+
+        self._model: Any = Order
+        self._writer = BatchWriter
+
+    async def get(self, key: Item) -> Any:
+        return await self._model.get(**key)
+
+    async def put(self, item: Item) -> None:
+        await self._model(**item).save()
+
+    async def query(self, pk: str) -> list[Any]:
+        return [item async for item in self._model.query(partition_key=pk)]
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        model = self._model
+        condition = model.SK.begins_with(prefix)
+        return [item async for item in model.query(partition_key=pk, sort_key_condition=condition)]
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        model = self._model
+        condition = model.SK.between(low, high)
+        return [item async for item in model.query(partition_key=pk, sort_key_condition=condition)]
+
+    def string(self, item: Any, name: str) -> str:
+        value: str = getattr(item, name)
+        return value
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        items: list[Any] = await self._model.batch_get(list(keys))
+        return items
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        async with self._writer(self._client, self._name) as batch:
+            for item in items:
+                batch.put(item)
+
+    def plain(self, item: Any) -> Item:
+        plain: Item = item.to_dict()
+        return plain
+
+
+class AwsSdkPeer(Peer):
+    """The AWS SDK for Python's new async client (``aws-sdk-dynamodb``, Smithy-generated,
+    experimental): its low-level ``AsyncDynamoDBClient`` with typed inputs, answers left as
+    its ``AttributeValue`` objects (like aiobotocore's raw client, it decodes less than the
+    others). It has no document layer and no batch helpers: this adapter chunks and re-sends
+    unprocessed keys/items as its users must.
+
+    From 0.10 on it needs Python 3.12; on 3.11 pip installs an unrelated 0.4.1 package of that
+    name, so there the adapter is skipped with that message.
+    """
+
+    name = "aws-sdk"
+    distribution = "aws-sdk-dynamodb"
+
+    async def setup(self, endpoint_url: str, table: str, *, concurrency: int) -> None:
+        import sys
+
+        if sys.version_info < (3, 12):
+            raise ImportError(
+                "aws-sdk-dynamodb >= 0.10 needs Python >= 3.12; this is "
+                f"{sys.version_info.major}.{sys.version_info.minor}"
+            )
+        try:
+            from aws_sdk_dynamodb import models
+            from aws_sdk_dynamodb.client import AsyncDynamoDBClient
+            from aws_sdk_dynamodb.config import AsyncDynamoDBConfig
+            from smithy_aws_core.identity import StaticCredentialsResolver
+            from smithy_aws_core.identity.components import AWSCredentialsIdentity
+        except ImportError as exc:
+            raise ImportError(
+                f"aws-sdk-dynamodb >= 0.10 is not installed ({exc}): pip install aws-sdk-dynamodb"
+            ) from None
+
+        self._m: Any = models
+        self._name = table
+        credentials = AWSCredentialsIdentity(access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY)
+        # Its default transport is aiohttp with its own pool; no pool-size option here.
+        config = await AsyncDynamoDBConfig.resolve(
+            region=REGION,
+            endpoint_uri=endpoint_url,
+            aws_credentials_identity_resolver=StaticCredentialsResolver(credentials),
+        )
+        self._client: Any = AsyncDynamoDBClient(config=config)
+
+    def _av(self, value: Any) -> Any:
+        """One Python value as the SDK's AttributeValue (the types the benchmark items use)."""
+        m = self._m
+        if isinstance(value, bool):
+            return m.AttributeValueBOOL(value)
+        if isinstance(value, str):
+            return m.AttributeValueS(value)
+        if isinstance(value, int | Decimal):
+            return m.AttributeValueN(str(value))
+        if isinstance(value, dict):
+            return m.AttributeValueM({k: self._av(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return m.AttributeValueL([self._av(v) for v in value])
+        raise TypeError(f"no AttributeValue for {type(value).__name__}")
+
+    def _wire(self, item: Item) -> dict[str, Any]:
+        return {name: self._av(value) for name, value in item.items()}
+
+    async def get(self, key: Item) -> Any:
+        out = await self._client.get_item(
+            self._m.GetItemInput(table_name=self._name, key=self._wire(key))
+        )
+        return out.item
+
+    async def put(self, item: Item) -> None:
+        request = self._m.PutItemInput(table_name=self._name, item=self._wire(item))
+        await self._client.put_item(request)
+
+    async def _query(self, condition: str, values: dict[str, str]) -> list[Any]:
+        m = self._m
+        request = m.QueryInput(
+            table_name=self._name,
+            key_condition_expression=condition,
+            expression_attribute_values={k: m.AttributeValueS(v) for k, v in values.items()},
+        )
+        items: list[Any] = []
+        while True:
+            out = await self._client.query(request)
+            items.extend(out.items or ())
+            if not out.last_evaluated_key:
+                return items
+            request.exclusive_start_key = out.last_evaluated_key
+
+    async def query(self, pk: str) -> list[Any]:
+        return await self._query("PK = :pk", {":pk": pk})
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        return await self._query(
+            "PK = :pk AND begins_with(SK, :prefix)", {":pk": pk, ":prefix": prefix}
+        )
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        return await self._query(
+            "PK = :pk AND SK BETWEEN :low AND :high", {":pk": pk, ":low": low, ":high": high}
+        )
+
+    def string(self, item: Any, name: str) -> str:
+        value: str = item[name].value
+        return value
+
+    async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
+        m, name = self._m, self._name
+        items: list[Any] = []
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            chunk = [self._wire(key) for key in keys[start : start + BATCH_GET_KEYS]]
+            request_items: Any = {name: m.KeysAndAttributes(keys=chunk)}
+            while request_items:
+                out = await self._client.batch_get_item(
+                    m.BatchGetItemInput(request_items=request_items)
+                )
+                items.extend((out.responses or {}).get(name, ()))
+                request_items = out.unprocessed_keys
+        return items
+
+    async def batch_write(self, items: Sequence[Item]) -> None:
+        m, name = self._m, self._name
+        for start in range(0, len(items), BATCH_WRITE_ITEMS):
+            chunk = [
+                m.WriteRequest(put_request=m.PutRequest(item=self._wire(item)))
+                for item in items[start : start + BATCH_WRITE_ITEMS]
+            ]
+            request_items: Any = {name: chunk}
+            while request_items:
+                out = await self._client.batch_write_item(
+                    m.BatchWriteItemInput(request_items=request_items)
+                )
+                request_items = out.unprocessed_items
+
+    def plain(self, item: Any) -> Item:
+        return {name: _plain_av(value) for name, value in item.items()}
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _plain_av(value: Any) -> Any:
+    """An aws-sdk-dynamodb AttributeValue as plain Python (for checks, never timed)."""
+    kind = type(value).__name__.removeprefix("AttributeValue")
+    x = value.value
+    if kind == "M":
+        return {k: _plain_av(v) for k, v in x.items()}
+    if kind == "L":
+        return [_plain_av(v) for v in x]
+    if kind == "N":
+        return Decimal(x)
+    if kind == "NS":
+        return {Decimal(n) for n in x}
+    if kind in ("SS", "BS"):
+        return set(x)
+    if kind == "NULL":
+        return None
+    return x
+
+
 class _FloorConnection(asyncio.Protocol):
     """One keep-alive connection carrying one request at a time."""
 
@@ -613,12 +909,30 @@ class FloorPeer(Peer):
 
 PEERS: dict[str, Callable[[], Peer]] = {
     peer.name: peer
-    for peer in (AsyncdynPeer, AiobotocorePeer, Aioboto3Peer, AiodynamoPeer, FloorPeer)
+    for peer in (
+        AsyncdynPeer,
+        AiobotocorePeer,
+        Aioboto3Peer,
+        AiodynamoPeer,
+        PydynoxPeer,
+        PydynoxModelPeer,
+        AwsSdkPeer,
+        FloorPeer,
+    )
 }
 """Every adapter by name, in the order results are shown."""
 
-DEFAULT_PEERS = ("asyncdyn", "aiobotocore", "aioboto3", "aiodynamo")
-"""The client libraries compared by default; ``floor`` is a reference, asked for by name."""
+DEFAULT_PEERS = (
+    "asyncdyn",
+    "aiobotocore",
+    "aioboto3",
+    "aiodynamo",
+    "pydynox",
+    "pydynox-model",
+    "aws-sdk",
+)
+"""The client libraries compared by default; one that is not installed (or, for aws-sdk, a
+Python below 3.12) is skipped with a message. ``floor`` is a reference, asked for by name."""
 
 
 def make_peer(name: str) -> Peer:

@@ -28,9 +28,11 @@ _COLOURS = {
     "aiobotocore": "#ff7f0e",
     "aioboto3": "#2ca02c",
     "aiodynamo": "#d62728",
+    "pydynox": "#9467bd",
+    "pydynox-model": "#8c564b",
     "floor": "#7f7f7f",
 }
-_OTHER_COLOUR = "#9467bd"
+_OTHER_COLOUR = "#e377c2"
 _PANEL_WIDTH = 2.6
 _FIGURE_HEIGHT = 6.4
 

@@ -24,17 +24,20 @@ def _page(n: int) -> dict[str, Any]:
 
 @pytest.fixture
 def states(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
-    """gc.isenabled() as seen by every decoded number, i.e. while items are decoded."""
+    """gc.isenabled() as seen by every page decoded, i.e. while items are decoded.
+
+    The spy wraps ``Decoder.items`` (not ``Decimal``, which the compiled decoder binds once),
+    so it sees the pure and the compiled decoder alike."""
     seen: list[bool] = []
     import asyncdyn.marshal as marshal
 
-    real = marshal.Decimal
+    real = marshal.Decoder.items
 
-    def spy(text: str) -> Any:
+    def spy(self: marshal.Decoder, wires: Any) -> Any:
         seen.append(gc.isenabled())
-        return real(text)
+        return real(self, wires)
 
-    monkeypatch.setattr(marshal, "Decimal", spy)
+    monkeypatch.setattr(marshal.Decoder, "items", spy)
     assert gc.isenabled()
     yield seen
     assert gc.isenabled()

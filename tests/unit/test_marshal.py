@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import datetime
 import enum
+import importlib.util
+import os
+import subprocess
+import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
+from asyncdyn import marshal
 from asyncdyn.errors import ConfigurationError, InvalidItem
 from asyncdyn.marshal import (
+    COMPILED,
     MAX_DEPTH,
     MAX_ITEM_BYTES,
     Decoder,
@@ -23,6 +30,32 @@ from asyncdyn.marshal import (
     item_size,
     wire_item_size,
 )
+
+HAVE_SPEEDUPS = marshal._speedups is not None
+_FAST_ENCODE = marshal._fast_encode  # kept: the encode_path fixture may switch it off
+IMPLEMENTATIONS = [
+    pytest.param(False, id="pure"),
+    pytest.param(
+        True,
+        id="compiled",
+        marks=pytest.mark.skipif(
+            not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built (no C compiler?) or off"
+        ),
+    ),
+]
+"""``compiled=`` values for :class:`Decoder`; test_marshal_props uses them too."""
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def encode_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every test here runs with the compiled encoding walk and without it (then
+    ``encode_item`` is the pure-Python walk alone, the reference)."""
+    compiled: bool = request.param
+    if compiled:
+        assert marshal._fast_encode is not None
+    else:
+        monkeypatch.setattr(marshal, "_fast_encode", None)
+    return compiled
 
 
 class Color(enum.IntEnum):
@@ -485,8 +518,23 @@ def test_size_counts_utf8_bytes_of_names_and_strings() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Decoding
+# Decoding: every decoding test runs on both decoders (make_decoder), and on both encoders.
 # ------------------------------------------------------------------------------------------
+
+MakeDecoder = Callable[..., Decoder]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def make_decoder(request: pytest.FixtureRequest) -> MakeDecoder:
+    compiled: bool = request.param
+
+    def make(numbers: Any = "auto") -> Decoder:
+        made = Decoder(numbers, compiled=compiled)
+        assert made.compiled is compiled
+        return made
+
+    return make
+
 
 WIRE_ALL: dict[str, dict[str, Any]] = {
     "s": {"S": "x"},
@@ -507,8 +555,8 @@ WIRE_ALL: dict[str, dict[str, Any]] = {
 }
 
 
-def test_decode_auto() -> None:
-    got = decoder("auto").item(WIRE_ALL)
+def test_decode_auto(make_decoder: MakeDecoder) -> None:
+    got = make_decoder("auto").item(WIRE_ALL)
     assert got == {
         "s": "x",
         "i": 42,
@@ -535,8 +583,8 @@ def test_decode_auto() -> None:
     assert {type(n) for n in got["ns"]} == {int, Decimal}
 
 
-def test_decode_decimal() -> None:
-    got = decoder("decimal").item(WIRE_ALL)
+def test_decode_decimal(make_decoder: MakeDecoder) -> None:
+    got = make_decoder("decimal").item(WIRE_ALL)
     assert type(got["i"]) is Decimal and got["i"] == 42
     assert type(got["l"][1]) is Decimal
     assert type(got["m"]["k"]) is Decimal
@@ -544,8 +592,8 @@ def test_decode_decimal() -> None:
     assert got["ns"] == {Decimal(1), Decimal("2.5")}
 
 
-def test_decode_float() -> None:
-    got = decoder("float").item(WIRE_ALL)
+def test_decode_float(make_decoder: MakeDecoder) -> None:
+    got = make_decoder("float").item(WIRE_ALL)
     assert type(got["i"]) is float and got["i"] == 42.0
     assert got["d"] == 1.5
     assert got["big"] == 1e125
@@ -569,14 +617,14 @@ def test_decode_float() -> None:
     ],
     ids=_id,
 )
-def test_decode_value(wire: dict[str, Any], value: Any) -> None:
-    assert decoder().value(wire) == value
+def test_decode_value(wire: dict[str, Any], value: Any, make_decoder: MakeDecoder) -> None:
+    assert make_decoder().value(wire) == value
 
 
-def test_decode_items_page() -> None:
+def test_decode_items_page(make_decoder: MakeDecoder) -> None:
     page = [{"pk": {"S": str(i)}, "n": {"N": str(i)}} for i in range(5)]
-    assert decoder().items(page) == [{"pk": str(i), "n": i} for i in range(5)]
-    assert decoder().items([]) == []
+    assert make_decoder().items(page) == [{"pk": str(i), "n": i} for i in range(5)]
+    assert make_decoder().items([]) == []
 
 
 @pytest.mark.parametrize(
@@ -594,16 +642,16 @@ def test_decode_items_page() -> None:
     ],
     ids=_id,
 )
-def test_decode_malformed(wire: dict[str, Any]) -> None:
+def test_decode_malformed(wire: dict[str, Any], make_decoder: MakeDecoder) -> None:
     with pytest.raises(InvalidItem, match="cannot decode"):
-        decoder().item(wire)
+        make_decoder().item(wire)
     with pytest.raises(InvalidItem, match="cannot decode"):
-        decoder().items([wire])
+        make_decoder().items([wire])
 
 
-def test_decode_malformed_value() -> None:
+def test_decode_malformed_value(make_decoder: MakeDecoder) -> None:
     with pytest.raises(InvalidItem, match="cannot decode"):
-        decoder().value({"S": "a", "N": "1"})
+        make_decoder().value({"S": "a", "N": "1"})
 
 
 def test_decoder_construction() -> None:
@@ -620,7 +668,7 @@ def test_decoder_construction() -> None:
 
 
 @pytest.mark.parametrize("mode", ["auto", "decimal", "float"])
-def test_round_trip(mode: Any) -> None:
+def test_round_trip(mode: Any, make_decoder: MakeDecoder) -> None:
     item = {
         "pk": "CUSTOMER#1",
         "n": 7,
@@ -632,16 +680,201 @@ def test_round_trip(mode: Any) -> None:
         "nested": {"list": [1, "two", None, True, {"deep": [[]]}], "empty": {}},
         "nothing": None,
     }
-    assert decoder(mode).item(encode_item(item)) == item
+    assert make_decoder(mode).item(encode_item(item)) == item
 
 
-def test_as_floats_matches_the_float_decoder() -> None:
-    from asyncdyn.marshal import as_floats, decoder, encode_item
+def test_as_floats_matches_the_float_decoder(make_decoder: MakeDecoder) -> None:
+    from asyncdyn.marshal import as_floats
 
     item = {"a": 1, "b": Decimal("1.5"), "c": [2, {"d": Decimal("1e40")}], "s": {3, 4}, "t": "x"}
     wire = encode_item(item)
-    assert as_floats(decoder("auto").item(wire)) == decoder("float").item(wire)
-    assert type(as_floats(decoder("auto").item(wire))["a"]) is float
+    assert as_floats(make_decoder("auto").item(wire)) == make_decoder("float").item(wire)
+    assert type(as_floats(make_decoder("auto").item(wire))["a"]) is float
+
+
+def test_decode_what_json_never_gives(make_decoder: MakeDecoder) -> None:
+    # Not orjson's output (a tuple for L, a mapping proxy for M, a str subclass for N): the
+    # compiled path hands these to the pure functions, so both still agree.
+    wire = {
+        "l": {"L": ({"S": "a"}, {"N": "2"})},
+        "m": {"M": MappingProxyType({"k": {"N": "1.5"}})},
+        "n": {"N": Name("12")},
+        "ss": {"SS": ("a", "b")},
+        "ns": {"NS": ("1", "2")},
+        "first": {"S": "x", "N": "1"},  # two tags: S wins, as the pure fast path trusts S
+        "null_s": {"S": None},
+    }
+    got = make_decoder().item(wire)
+    assert got == {
+        "l": ["a", 2],
+        "m": {"k": Decimal("1.5")},
+        "n": 12,
+        "ss": {"a", "b"},
+        "ns": {1, 2},
+        "first": "x",
+        "null_s": None,
+    }
+    assert type(got["n"]) is int
+    assert make_decoder().items(iter([{"a": {"S": "x"}}])) == [{"a": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("number", "auto"),
+    [
+        ("0", 0),
+        ("-0", 0),
+        ("007", 7),
+        ("999999999999999999", 999_999_999_999_999_999),  # 18 digits: read in C
+        ("-999999999999999999", -999_999_999_999_999_999),
+        ("1000000000000000000", 10**18),  # 19 digits: int()'s parser
+        ("-" + "9" * 38, -(10**38 - 1)),
+        ("+5", 5),
+        ("1_000", 1000),  # int() accepts it; so does the decoder, on both paths
+        ("1.50", Decimal("1.50")),
+        ("-1E-130", Decimal("-1E-130")),
+        ("12e3", Decimal("12e3")),
+        ("\u0661\u0662", 12),  # int() reads any Unicode decimal digits
+    ],
+)
+def test_number_rules(number: str, auto: Any, make_decoder: MakeDecoder) -> None:
+    got = make_decoder("auto").value({"N": number})
+    assert got == auto and type(got) is type(auto)
+    assert make_decoder("decimal").value({"N": number}) == Decimal(number)
+    assert make_decoder("float").value({"N": number}) == float(number)
+
+
+@pytest.mark.parametrize("number", ["", "-", "1-", "abc", "1.2.3", "--1", "1e", " ", "0x10"])
+def test_bad_numbers(number: str, make_decoder: MakeDecoder) -> None:
+    for mode in ("auto", "decimal", "float"):
+        with pytest.raises(InvalidItem, match="cannot decode"):
+            make_decoder(mode).value({"N": number})
+
+
+def test_deep_nesting_is_refused_not_crashed(make_decoder: MakeDecoder) -> None:
+    wire: dict[str, Any] = {"S": "leaf"}
+    for _ in range(100_000):
+        wire = {"M": {"a": wire}}
+    with pytest.raises(RecursionError):
+        make_decoder().value(wire)
+
+
+def test_compiled_encoder_does_the_common_shapes_itself() -> None:
+    # Not a fallback every time: an ordinary item is encoded by the C walk, and equals the
+    # pure walk's result, bound included.
+    if not HAVE_SPEEDUPS:
+        pytest.skip("asyncdyn._speedups not built")
+    item = {
+        "pk": "CUSTOMER#1",
+        "n": -(2**63),
+        "big": 10**30,
+        "price": Decimal("99.99"),
+        "f": 1.5,
+        "ok": True,
+        "none": None,
+        "é": "€",
+        "nested": {"list": [1, "two", None, (3, {"deep": []})], "": {}},
+        "blob": b"\x00",
+        "tags": {"a"},
+    }
+    fast = _FAST_ENCODE
+    assert fast is not None
+    done = fast(item)
+    assert done is not None
+    assert done == _pure_encode(item)
+
+
+def _pure_encode(item: Any) -> Any:
+    saved = marshal._fast_encode
+    marshal._fast_encode = None
+    try:
+        return marshal._encode_item(item)
+    finally:
+        marshal._fast_encode = saved
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"a": "\ud800"},  # lone surrogate
+        {"": "x"},  # empty attribute name
+        {"a" * 65_536: 1},  # name too long
+        {Name("a"): 1},  # str subclass name: the pure walk's business
+        {1: "x"},
+        {"a": {1: "x"}},
+        {"a": {Name("k"): "x"}},
+        {"a": float("nan")},
+        {"a": set()},
+        {"a": object()},
+        {"a": _wrap(MAX_DEPTH)},
+        {"a": _wrap(MAX_DEPTH, kind="list")},
+        OrderedDict(a=1),
+    ],
+    ids=_id,
+)
+def test_compiled_encoder_leaves_the_rest_to_python(item: Any) -> None:
+    if not HAVE_SPEEDUPS:
+        pytest.skip("asyncdyn._speedups not built")
+    fast = _FAST_ENCODE
+    assert fast is not None
+    assert fast(item) is None
+
+
+# ------------------------------------------------------------------------------------------
+# Which implementation is active
+# ------------------------------------------------------------------------------------------
+
+
+def _probe(env: dict[str, str]) -> str:
+    code = (
+        "import sys, asyncdyn.marshal as m; "
+        "print(m.COMPILED, m.decoder().compiled, 'asyncdyn._speedups' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_compiled_flag_says_which_decoder_is_active() -> None:
+    assert COMPILED is (marshal._speedups is not None)
+    assert decoder().compiled is COMPILED
+    assert Decoder().compiled is COMPILED
+    assert Decoder(compiled=False).compiled is False
+    if os.environ.get("ASYNCDYN_REQUIRE_SPEEDUPS") == "1":
+        # CI sets this: there is a C compiler, so `pip install` must have built the extension.
+        assert COMPILED, "asyncdyn._speedups was not built"
+    if COMPILED:
+        from asyncdyn import _speedups  # type: ignore[attr-defined]
+
+        assert type(decoder()._map.__self__) is _speedups.Decoder  # type: ignore[attr-defined]
+
+
+def test_asyncdyn_pure_turns_the_compiled_decoder_off() -> None:
+    assert _probe({"ASYNCDYN_PURE": "1"}) == "False False False"
+    built = importlib.util.find_spec("asyncdyn._speedups") is not None
+    expected = "True True True" if built else "False False False"
+    assert _probe({"ASYNCDYN_PURE": "0"}) == expected
+
+
+def test_asking_for_the_compiled_decoder_when_it_is_absent() -> None:
+    code = (
+        "import asyncdyn.marshal as m\n"
+        "try:\n    m.Decoder(compiled=True)\n"
+        "except m.ConfigurationError as e:\n    print('refused:', e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "ASYNCDYN_PURE": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.startswith("refused: the compiled decoder (asyncdyn._speedups)")
+
 
 
 @pytest.mark.parametrize(

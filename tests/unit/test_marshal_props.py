@@ -8,19 +8,23 @@ import math
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncdyn import marshal
+from asyncdyn.errors import InvalidItem
 from asyncdyn.marshal import (
     MAX_DEPTH,
-    decoder,
+    Decoder,
     encode_item,
     encode_value,
     item_size,
     wire_item_size,
 )
+
+from .test_marshal import HAVE_SPEEDUPS, IMPLEMENTATIONS
 
 SETTINGS = settings(
     max_examples=300,
@@ -134,19 +138,21 @@ def test_boto3_reads_our_encoding_as_it_reads_its_own(value: Any) -> None:
     assert _canon(from_ours) == _canon(from_theirs)
 
 
+@pytest.mark.parametrize("compiled", IMPLEMENTATIONS)
 @SETTINGS
-@given(documents)
-def test_we_read_boto3_encoding_back_to_the_original(value: Any) -> None:
+@given(value=documents)
+def test_we_read_boto3_encoding_back_to_the_original(compiled: bool, value: Any) -> None:
     wire = _to_json_wire(_serializer.serialize(value))
-    assert _canon(decoder("decimal").value(wire)) == _canon(value)
-    assert _canon(decoder("auto").value(wire)) == _canon(value)
+    assert _canon(Decoder("decimal", compiled=compiled).value(wire)) == _canon(value)
+    assert _canon(Decoder("auto", compiled=compiled).value(wire)) == _canon(value)
 
 
+@pytest.mark.parametrize("compiled", IMPLEMENTATIONS)
 @settings(SETTINGS, max_examples=100)  # whole items: the slowest, and the others cover values
-@given(items)
-def test_item_round_trip_and_size_agree(item: dict[str, Any]) -> None:
+@given(item=items)
+def test_item_round_trip_and_size_agree(compiled: bool, item: dict[str, Any]) -> None:
     wire = encode_item(item)
-    assert _canon(decoder("decimal").item(wire)) == _canon(item)
+    assert _canon(Decoder("decimal", compiled=compiled).item(wire)) == _canon(item)
     # The bound kept during the walk never under-estimates DynamoDB's size.
     exact = wire_item_size(wire)
     assert marshal._encode_item(item)[1] >= exact
@@ -224,3 +230,154 @@ def test_depth_limit(depth: int, use_lists: bool) -> None:
         except ValueError:
             return
         raise AssertionError(f"{depth} wraps were accepted")
+
+
+# ------------------------------------------------------------------------------------------
+# The compiled decoder against the pure one, on anything JSON can hold: well-formed wire
+# values and malformed ones alike must give the same value (type for type) or both refuse.
+# ------------------------------------------------------------------------------------------
+
+_TAGS = ["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "X", "s", "NN"]
+_number_text = st.one_of(
+    st.from_regex(r"-?[0-9]{1,40}(\.[0-9]{0,5})?([eE][-+]?[0-9]{1,3})?", fullmatch=True),
+    st.text(alphabet="0123456789-+._eE nNaIfy", max_size=8),
+)
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=6),
+    _number_text,
+    st.sampled_from(["AAE=", "AQ==", "", "not base64!", "4pyT"]),
+)
+
+
+def _wire_values(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    tagged = st.dictionaries(st.sampled_from(_TAGS), children, min_size=0, max_size=2)
+    return st.one_of(
+        tagged,
+        st.lists(children, max_size=3),
+        st.dictionaries(st.text(max_size=3), children, max_size=3),
+    )
+
+
+json_wire = st.recursive(_json_scalars, _wire_values, max_leaves=12)
+json_items = st.dictionaries(st.text(max_size=4), json_wire, max_size=4)
+
+
+def _strict(value: Any) -> Any:
+    """A form that tells int from Decimal from float and bool from int; sets sorted."""
+    t = type(value)
+    if t is dict:
+        return ("dict", tuple((k, _strict(v)) for k, v in value.items()))
+    if t is list:
+        return ("list", tuple(_strict(v) for v in value))
+    if t is set:
+        return ("set", tuple(sorted(repr(_strict(v)) for v in value)))
+    return (t.__name__, repr(value))
+
+
+def _outcome(decode: Any, wire: Any) -> Any:
+    try:
+        return _strict(decode(wire))
+    except InvalidItem:
+        return "refused"
+
+
+@pytest.mark.skipif(not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built")
+@pytest.mark.parametrize("numbers", ["auto", "decimal", "float"])
+@settings(SETTINGS, max_examples=300)
+@given(item=json_items, value=json_wire)
+def test_compiled_decoder_agrees_with_the_pure_one(numbers: Any, item: Any, value: Any) -> None:
+    pure, compiled = Decoder(numbers, compiled=False), Decoder(numbers, compiled=True)
+    assert _outcome(compiled.item, item) == _outcome(pure.item, item)
+    assert _outcome(compiled.items, [item, item]) == _outcome(pure.items, [item, item])
+    assert _outcome(compiled.value, value) == _outcome(pure.value, value)
+
+
+@pytest.mark.skipif(not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built")
+@settings(SETTINGS, max_examples=200)
+@given(item=items)
+def test_compiled_decoder_agrees_on_encoded_items(item: dict[str, Any]) -> None:
+    wire = encode_item(item)
+    for numbers in ("auto", "decimal", "float"):
+        pure, compiled = Decoder(numbers, compiled=False), Decoder(numbers, compiled=True)
+        assert _strict(compiled.item(wire)) == _strict(pure.item(wire))
+
+
+# ------------------------------------------------------------------------------------------
+# The compiled encoding walk against the pure one: on anything, it gives exactly the pure
+# walk's (wire, size bound), or None (the pure walk then runs, and raises if it must).
+# ------------------------------------------------------------------------------------------
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+_odd_scalars = st.one_of(
+    scalars,
+    st.floats(),  # NaN and infinities included: refused
+    st.integers(),  # any size: 39+ digits go to the pure rules
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=2),
+    st.builds(_Str, st.text(max_size=3)),
+    st.builds(_Int, st.integers(-5, 5)),
+    st.just(set()),
+    st.just(object()),
+)
+_odd_documents = st.recursive(
+    st.one_of(_odd_scalars, sets),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 3)), children, max_size=3),
+    ),
+    max_leaves=12,
+)
+_odd_items = st.dictionaries(
+    st.one_of(st.text(max_size=4), st.builds(_Str, st.text(min_size=1, max_size=2))),
+    _odd_documents,
+    max_size=4,
+)
+
+
+def _pure_outcome(item: Any) -> Any:
+    saved = marshal._fast_encode
+    marshal._fast_encode = None
+    try:
+        return marshal._encode_item(item)
+    except InvalidItem:
+        return "refused"
+    finally:
+        marshal._fast_encode = saved
+
+
+@pytest.mark.skipif(not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built")
+@settings(SETTINGS, max_examples=400)
+@given(item=st.one_of(items, _odd_items))
+def test_compiled_encoder_agrees_with_the_pure_one(item: Any) -> None:
+    fast = marshal._fast_encode
+    assert fast is not None
+    done = fast(item)
+    pure = _pure_outcome(item)
+    if done is None:
+        return  # the pure walk decides; nothing of the compiled one is used
+    assert pure != "refused", f"compiled walk accepted what the pure one refuses: {item!r}"
+    assert done == pure
+
+
+@pytest.mark.skipif(not HAVE_SPEEDUPS, reason="asyncdyn._speedups not built")
+@settings(SETTINGS, max_examples=200)
+@given(item=items)
+def test_compiled_encoder_takes_ordinary_items(item: dict[str, Any]) -> None:
+    # Items of plain types (Decimal and sets through the pure per-value encoders) are
+    # encoded by the compiled walk, not handed back.
+    fast = marshal._fast_encode
+    assert fast is not None
+    if all(isinstance(name, str) and name.isascii() for name in item):
+        assert fast(item) == _pure_outcome(item)

@@ -876,7 +876,6 @@ def test_asking_for_the_compiled_decoder_when_it_is_absent() -> None:
     assert done.stdout.startswith("refused: the compiled decoder (asyncdyn._speedups)")
 
 
-
 @pytest.mark.parametrize(
     "value",
     [

@@ -243,6 +243,22 @@ class Repository:
                 f"(guard items), which {path} cannot join; use repo.put / repo.delete"
             )
 
+    def _batch_item(
+        self, entity: Any, now: datetime, path: str, where: str = ""
+    ) -> tuple[Any, dict[str, Any]]:
+        """The entity as written and its item, for a write that cannot be conditional
+        (``path``: batch_write or the writer): entities with unique or version fields are
+        refused, ``where`` (``puts[3]``) naming the entity."""
+        info = self._info(type(entity))
+        self._no_unique(info, path)
+        if info.version is not None:
+            at = f"{where}: " if where else ""
+            raise ConfigurationError(
+                f"{at}{info.type_name} has a version field; a batch write cannot check it "
+                "(use repo.put or repo.tx_put)"
+            )
+        return self._item(info, self._stamped(info, entity, now))
+
     def _delete_args(self, target: Any) -> tuple[EntityInfo, dict[str, str], Condition | None]:
         if isinstance(target, Ref):
             info = self._info(target.entity)
@@ -272,16 +288,10 @@ class Repository:
         """Write entities and delete refs in batches, derived attributes included. Batches
         cannot be conditional, so versioned entities are refused (use put or tx_put)."""
         now = datetime.now(UTC)
-        items = []
-        for i, entity in enumerate(puts):
-            info = self._info(type(entity))
-            self._no_unique(info, "batch_write")
-            if info.version is not None:
-                raise ConfigurationError(
-                    f"puts[{i}]: {info.type_name} has a version field; a batch write cannot "
-                    "check it (use repo.put or repo.tx_put)"
-                )
-            items.append(self._item(info, self._stamped(info, entity, now))[1])
+        items = [
+            self._batch_item(entity, now, "batch_write", f"puts[{i}]")[1]
+            for i, entity in enumerate(puts)
+        ]
         keys = []
         for ref in deletes:
             info = self._info(ref.entity)

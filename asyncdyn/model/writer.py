@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..batch import BatchWriter, Rejected, WriterStats
-from ..errors import ConfigurationError
+from ..errors import UnprocessedItemsError
 from .entity import Ref
 
 if TYPE_CHECKING:
@@ -51,17 +51,15 @@ class EntityWriter:
     def rejected(self) -> list[Rejected]:
         return self._writer.rejected
 
+    @property
+    def unwritten(self) -> UnprocessedItemsError | None:
+        """The items and keys accepted but not written (``BatchWriter.unwritten``): after a
+        failed or cancelled exit, what is still to be sent, as raw items."""
+        return self._writer.unwritten
+
     async def put(self, entity: Any) -> Any:
         """Queue ``entity``'s item; returns the entity as it will be written."""
-        repo = self._repo
-        info = repo._info(type(entity))
-        repo._no_unique(info, "the writer")
-        if info.version is not None:
-            raise ConfigurationError(
-                f"{info.type_name} has a version field; a batch write cannot check it "
-                "(use repo.put or repo.tx_put)"
-            )
-        written, item = repo._item(info, repo._stamped(info, entity, datetime.now(UTC)))
+        written, item = self._repo._batch_item(entity, datetime.now(UTC), "the writer")
         await self._writer.put(item)
         return written
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from asyncdyn import Client, ConfigurationError, InvalidItem
+from asyncdyn import Client, ConfigurationError, InvalidItem, UnprocessedItemsError
 from asyncdyn.model import Design, Entity, Raw, field
 from asyncdyn.testing import ScriptedTransport, answer
 from tests.model_shop import Customer, Order, OrderItem, customer_page, order_page, shop
@@ -514,6 +514,21 @@ async def test_batch_writes_carry_derived_attributes_and_refuse_versions(
     requests = [r for p in transport.payloads for r in p["RequestItems"]["Shop"]]
     assert requests[0]["PutRequest"]["Item"]["Type"] == {"S": "Order"}
     assert requests[1]["DeleteRequest"]["Key"]["SK"] == {"S": "ORDER#456"}
+
+
+async def test_the_entity_writer_reports_what_it_did_not_write(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    # Every chunk is refused for good: the block raises the core writer's report, and the
+    # entity writer keeps it reachable as ``unwritten`` (its items as written, raw).
+    transport.default = answer({"__type": "ValidationException", "message": "no"}, status=400)
+    repo = shop.bind(client)
+    with pytest.raises(UnprocessedItemsError) as info:
+        async with repo.writer() as w:
+            await w.put(an_order(order_id="457"))
+    assert w.unwritten is info.value
+    (item,) = info.value.puts
+    assert item["SK"] == "ORDER#457" and item["GSI2PK"] == "ORDER_STATUS#PENDING"
 
 
 accounts = Design("Accounts")

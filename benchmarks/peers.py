@@ -432,7 +432,29 @@ class AiodynamoPeer(Peer):
         await self._session.close()
 
 
-class PydynoxPeer(Peer):
+class _ExpressionQueries(Peer):
+    """The three query shapes for a client that takes a raw KeyConditionExpression and its
+    string values (pydynox's low-level client, the AWS SDK): its ``_query`` sends one and
+    reads every page."""
+
+    @abc.abstractmethod
+    async def _query(self, condition: str, values: dict[str, str]) -> list[Any]: ...
+
+    async def query(self, pk: str) -> list[Any]:
+        return await self._query("PK = :pk", {":pk": pk})
+
+    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
+        return await self._query(
+            "PK = :pk AND begins_with(SK, :prefix)", {":pk": pk, ":prefix": prefix}
+        )
+
+    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
+        return await self._query(
+            "PK = :pk AND SK BETWEEN :low AND :high", {":pk": pk, ":low": low, ":high": high}
+        )
+
+
+class PydynoxPeer(_ExpressionQueries):
     """pydynox's low-level async client (``pydynox.DynamoDBClient``: a Rust core on the AWS
     SDK for Rust, plain dicts in and out, numbers decoded to int or float).
 
@@ -469,19 +491,6 @@ class PydynoxPeer(Peer):
     async def _query(self, condition: str, values: dict[str, Any]) -> list[Any]:
         result = self._client.query(self._name, condition, expression_attribute_values=values)
         return [item async for item in result]
-
-    async def query(self, pk: str) -> list[Any]:
-        return await self._query("PK = :pk", {":pk": pk})
-
-    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
-        return await self._query(
-            "PK = :pk AND begins_with(SK, :prefix)", {":pk": pk, ":prefix": prefix}
-        )
-
-    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
-        return await self._query(
-            "PK = :pk AND SK BETWEEN :low AND :high", {":pk": pk, ":low": low, ":high": high}
-        )
 
     async def batch_get(self, keys: Sequence[Item]) -> list[Any]:
         items: list[Any] = await self._client.batch_get(self._name, list(keys))
@@ -569,7 +578,7 @@ class PydynoxModelPeer(PydynoxPeer):
         return plain
 
 
-class AwsSdkPeer(Peer):
+class AwsSdkPeer(_ExpressionQueries):
     """The AWS SDK for Python's new async client (``aws-sdk-dynamodb``, Smithy-generated,
     experimental): its low-level ``AsyncDynamoDBClient`` with typed inputs, answers left as
     its ``AttributeValue`` objects (like aiobotocore's raw client, it decodes less than the
@@ -655,19 +664,6 @@ class AwsSdkPeer(Peer):
             if not out.last_evaluated_key:
                 return items
             request.exclusive_start_key = out.last_evaluated_key
-
-    async def query(self, pk: str) -> list[Any]:
-        return await self._query("PK = :pk", {":pk": pk})
-
-    async def query_prefix(self, pk: str, prefix: str) -> list[Any]:
-        return await self._query(
-            "PK = :pk AND begins_with(SK, :prefix)", {":pk": pk, ":prefix": prefix}
-        )
-
-    async def query_between(self, pk: str, low: str, high: str) -> list[Any]:
-        return await self._query(
-            "PK = :pk AND SK BETWEEN :low AND :high", {":pk": pk, ":low": low, ":high": high}
-        )
 
     def string(self, item: Any, name: str) -> str:
         value: str = item[name].value

@@ -444,8 +444,7 @@ class Dispatcher:
         body = _encode(operation, payload)
         if budget is None:
             budget = self._retry.start()
-        rule = resend_rule(operation, payload)
-        return await self._retry_loop(operation, payload, body, budget, read, rule, key, recognise)
+        return await self._retry_loop(operation, payload, body, budget, read, key, recognise)
 
     async def _retry_loop(
         self,
@@ -454,7 +453,6 @@ class Dispatcher:
         body: bytes,
         budget: RetryBudget,
         read: Read[T],
-        rule: Resend,
         key: Mapping[str, Any] | None,
         recognise: Recognise | None,
     ) -> T:
@@ -477,6 +475,9 @@ class Dispatcher:
                     if isinstance(exc, ConditionalCheckFailed) or not exc.retryable:
                         raise self._unknown(operation, payload, key, lost, exc) from exc
                 elif exc.maybe_applied and not self._retry.retry_unknown_outcome:
+                    # Classified only now: a request whose answer arrives (nearly all of them)
+                    # never pays for reading its update expression.
+                    rule = resend_rule(operation, payload)
                     if rule is Resend.NEVER:
                         raise self._unknown(operation, payload, key, exc, None) from exc
                     if rule is Resend.RECOGNISE:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
@@ -404,18 +404,18 @@ class Dispatcher:
         *,
         budget: RetryBudget | None = None,
         recognise: Recognise | None = None,
-        key: Mapping[str, Any] | None = None,
+        key_names: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Send ``operation`` with ``payload`` and return the decoded JSON answer.
 
         Retryable failures are retried under ``budget`` (a fresh one from the client's
         policy when not given); anything else raises its mapped error at once. A failure
         that may have been applied is resent only as ``resend_rule`` allows (see
-        ``asyncdyn.resend``); ``recognise`` and ``key`` serve a write that is not resent
-        blindly, as in ``call_read``.
+        ``asyncdyn.resend``); ``recognise`` and ``key_names`` serve a write that is not
+        resent blindly, as in ``call_read``.
         """
         return await self.call_read(
-            operation, payload, _answer, budget=budget, recognise=recognise, key=key
+            operation, payload, _answer, budget=budget, recognise=recognise, key_names=key_names
         )
 
     async def call_read(
@@ -426,7 +426,7 @@ class Dispatcher:
         *,
         budget: RetryBudget | None = None,
         recognise: Recognise | None = None,
-        key: Mapping[str, Any] | None = None,
+        key_names: Sequence[str] = (),
     ) -> T:
         """``call``, returning ``read(answer)``: ``read`` runs as the answer is decoded
         (with the garbage collector paused for a big one, see the module docstring), so it
@@ -438,13 +438,13 @@ class Dispatcher:
         ``NEVER`` raises ``OutcomeUnknown``; ``RECOGNISE`` resends it asking for the item on
         a condition failure, and a condition failure then is the write's own success when
         ``recognise(item)`` (default: the item is the one a put wrote) says so, else — as
-        any other way the resends end — ``OutcomeUnknown``. ``key`` names the item in an
-        ``OutcomeUnknown`` (default: the payload's ``Key``).
+        any other way the resends end — ``OutcomeUnknown``, which names the payload's
+        ``Key``, or for a put the item's ``key_names`` attributes.
         """
         body = _encode(operation, payload)
         if budget is None:
             budget = self._retry.start()
-        return await self._retry_loop(operation, payload, body, budget, read, key, recognise)
+        return await self._retry_loop(operation, payload, body, budget, read, key_names, recognise)
 
     async def _retry_loop(
         self,
@@ -453,7 +453,7 @@ class Dispatcher:
         body: bytes,
         budget: RetryBudget,
         read: Read[T],
-        key: Mapping[str, Any] | None,
+        key_names: Sequence[str],
         recognise: Recognise | None,
     ) -> T:
         # The error of an attempt that may have been applied, once the request is being
@@ -468,18 +468,20 @@ class Dispatcher:
                         try:
                             own = await self._recognised(operation, payload, exc.item, recognise)
                         except AsyncDynError as failed:  # the read-back failed: still unknown
-                            raise self._unknown(operation, payload, key, lost, exc) from failed
+                            raise self._unknown(
+                                operation, payload, key_names, lost, exc
+                            ) from failed
                         if own:
                             self.stats.errors["RecognisedOwnWrite"] += 1
                             return read({})
                     if isinstance(exc, ConditionalCheckFailed) or not exc.retryable:
-                        raise self._unknown(operation, payload, key, lost, exc) from exc
+                        raise self._unknown(operation, payload, key_names, lost, exc) from exc
                 elif exc.maybe_applied and not self._retry.retry_unknown_outcome:
                     # Classified only now: a request whose answer arrives (nearly all of them)
                     # never pays for reading its update expression.
                     rule = resend_rule(operation, payload)
                     if rule is Resend.NEVER:
-                        raise self._unknown(operation, payload, key, exc, None) from exc
+                        raise self._unknown(operation, payload, key_names, exc, None) from exc
                     if rule is Resend.RECOGNISE:
                         lost = exc
                         # The resend's condition may fail on this attempt's own write: ask
@@ -495,7 +497,7 @@ class Dispatcher:
                 except RetriesExhausted as spent:
                     if lost is None:
                         raise
-                    raise self._unknown(operation, payload, key, lost, None) from spent
+                    raise self._unknown(operation, payload, key_names, lost, None) from spent
 
     async def _recognised(
         self,
@@ -514,13 +516,18 @@ class Dispatcher:
         self,
         operation: str,
         payload: Mapping[str, Any],
-        key: Mapping[str, Any] | None,
+        key_names: Sequence[str],
         lost: AsyncDynError,
         found: AsyncDynError | None,
     ) -> OutcomeUnknown:
         self.stats.errors["OutcomeUnknown"] += 1
-        if key is None and isinstance(payload.get("Key"), dict):
-            key = self._decoder.item(payload["Key"])
+        # The key the write names: its Key, or a put item's key attributes (``key_names``,
+        # when the caller knows them), decoded only now that it is needed.
+        wire = payload.get("Key")
+        item = payload.get("Item")
+        if not isinstance(wire, dict) and key_names and isinstance(item, dict):
+            wire = {name: item[name] for name in key_names if name in item}
+        key = self._decoder.item(wire) if isinstance(wire, dict) else None
         table = payload.get("TableName")
         unknown = OutcomeUnknown(operation, key, lost, table if isinstance(table, str) else "")
         if isinstance(found, ConditionalCheckFailed):

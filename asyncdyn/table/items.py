@@ -204,20 +204,16 @@ class Items(Actions):
         # What to do when an answer is lost (resend, recognise, or OutcomeUnknown) is the
         # dispatcher's one rule (asyncdyn.resend); a put brings its own way to recognise
         # its applied write.
+        # A put's key, for an OutcomeUnknown, is its key attributes when the schema is known.
+        schema = self._key_schema
         data = await self._client._dispatcher.call(
-            operation, request, recognise=recognise, key=self._named_key(request)
+            operation,
+            request,
+            recognise=recognise,
+            key_names=() if schema is None else schema.names,
         )
         attributes = data.get("Attributes")
         return None if attributes is None else self._decode(attributes)
-
-    def _named_key(self, request: Mapping[str, Any]) -> Item | None:
-        """The key a write names in an ``OutcomeUnknown``: its ``Key``, or a put item's key
-        attributes when the key schema is known (``None`` otherwise)."""
-        wire = request.get("Key")
-        if wire is None and self._key_schema is not None:
-            item = request["Item"]
-            wire = {name: item[name] for name in self._key_schema.names if name in item}
-        return None if wire is None else self._decode(wire)
 
     def _recogniser(self, wire: WireItem) -> Recognise:
         """Whether the item a resent conditional put found is exactly the one it wrote:

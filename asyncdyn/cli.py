@@ -25,10 +25,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .batch import BatchWriter, key_identity
 from .client import Client, Table
-from .credentials import is_loopback, resolve_region
 from .errors import (
     AsyncDynError,
-    ConfigurationError,
     ResourceInUse,
     TableNotFound,
     UnprocessedItemsError,
@@ -308,22 +306,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace, **options: Any) -> Client:
-    endpoint = (
-        args.endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    region = args.region
-    if region is None and endpoint and is_loopback(endpoint):
-        # Local servers do not check the region: spare the user an AWS setup. (Credentials
-        # on loopback are Client's own decision, the same for the command and for code.)
-        try:
-            region = resolve_region(None, profile=args.profile)
-        except ConfigurationError:
-            region = "us-east-1"
+    # Endpoint, region and credentials (fixed local ones on loopback) are Client's own
+    # decision, the same for the command and for code.
     return Client(
-        region=region,
-        endpoint_url=endpoint,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
         profile=args.profile,
         max_concurrency=args.concurrency,
         **options,

@@ -145,7 +145,7 @@ class Client:
             raise ConfigurationError("timeout must be positive or None")
         _check_choice("numbers", numbers, _NUMBER_MODES)
         _check_choice("consumed_capacity", consumed_capacity, ("NONE", "TOTAL", "INDEXES"))
-        self.region = resolve_region(region, profile=profile)
+        self.region = resolve_region(region, profile=profile, endpoint_url=endpoint_url)
         self.endpoint_url = resolve_endpoint(endpoint_url, self.region, profile=profile)
         host = endpoint_host(self.endpoint_url)
         _check_choice("http", http, ("lean", "aiohttp"))

@@ -42,6 +42,7 @@ __all__ = [
     "CredentialsProvider",
     "StaticCredentials",
     "LOCAL_CREDENTIALS",
+    "LOCAL_REGION",
     "credentials_provider",
     "is_loopback",
     "local_credentials_apply",
@@ -432,9 +433,17 @@ def _botocore_session(profile: str | None) -> Any:
     return botocore.session.Session(profile=profile)
 
 
-def resolve_region(region: str | None, *, profile: str | None = None) -> str:
+#: The region a loopback endpoint is signed for when none is configured: local servers accept
+#: any region, and this is the one their own examples use.
+LOCAL_REGION = "us-east-1"
+
+
+def resolve_region(
+    region: str | None, *, profile: str | None = None, endpoint_url: str | None = None
+) -> str:
     """The region to use: ``region``, else ``AWS_REGION``, else botocore's configuration
-    (``AWS_DEFAULT_REGION``, then the profile's ``region``).
+    (``AWS_DEFAULT_REGION``, then the profile's ``region``), else :data:`LOCAL_REGION` when
+    the endpoint (``endpoint_url`` or the configured one) is on loopback.
 
     A botocore session is created only when the environment does not say.
     """
@@ -449,6 +458,14 @@ def resolve_region(region: str | None, *, profile: str | None = None) -> str:
                 raise
             raise error from exc
     if region is None:
+        # Local servers check no region: a laptop with no AWS setup at all must just work.
+        # The public endpoint is never loopback, so the placeholder region cannot leak into
+        # a real request.
+        if is_loopback(resolve_endpoint(endpoint_url, LOCAL_REGION, profile=profile)):
+            _log.debug(
+                "endpoint is on loopback and no region is configured: using %s", LOCAL_REGION
+            )
+            return LOCAL_REGION
         raise ConfigurationError("no region: pass region= or set AWS_REGION")
     if not isinstance(region, str) or not _REGION.fullmatch(region):
         raise ConfigurationError(f"invalid region {region!r}: expected a name like 'us-east-1'")

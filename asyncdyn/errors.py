@@ -270,16 +270,18 @@ class TransactionConflict(ServiceError):
     """The item is part of a transaction in progress."""
 
 
-class TableNotFound(ServiceError):
-    """The table (or index, or stream) does not exist or is not active yet.
+class _NamedResource(ServiceError):
+    """An error about a table (index, stream) that some servers answer without naming it.
 
-    ``tables`` are the tables the request named (``table`` when it named one) and ``index``
-    its index, if any; the message names them. moto answers a query on an unknown index this
-    way too, so with an index the message says "table T or its index I"."""
+    ``tables`` are the tables the request named (``table`` when it named one), ``index`` its
+    index and ``stream`` its stream, if any; :meth:`locate` records them from the request
+    and puts them at the front of the message."""
 
     tables: tuple[str, ...] = ()
     index: str | None = None
     stream: str | None = None
+    #: what is said of the resource, after its name
+    _state = ""
 
     @property
     def table(self) -> str | None:
@@ -304,9 +306,17 @@ class TableNotFound(ServiceError):
         else:
             what = "one of the tables " + ", ".join(map(repr, self.tables))
         where = f" ({self.operation})" if self.operation else ""
-        self.args = (
-            f"{what} does not exist or is not active yet: {self.code}{where}: {self.message}",
-        )
+        message = f": {self.message}" if self.message else ""
+        self.args = (f"{what} {self._state}: {self.code}{where}{message}",)
+
+
+class TableNotFound(_NamedResource):
+    """The table (or index, or stream) does not exist or is not active yet.
+
+    The message names what the request named (:meth:`locate`). moto answers a query on an
+    unknown index this way too, so with an index the message says "table T or its index I"."""
+
+    _state = "does not exist or is not active yet"
 
 
 class ExpiredIterator(ServiceError):
@@ -328,8 +338,11 @@ class StreamNotEnabled(AsyncDynError):
         super().__init__(f"table {table!r} has no stream enabled")
 
 
-class ResourceInUse(ServiceError):
-    """The table is being created, updated or deleted, or already exists."""
+class ResourceInUse(_NamedResource):
+    """The table is being created, updated or deleted, or already exists. The message names
+    the table (:meth:`locate`): dynalite answers with no message at all."""
+
+    _state = "is being created, updated or deleted, or already exists"
 
 
 class AccessDenied(ServiceError):

@@ -39,6 +39,7 @@ from .errors import (
     InvalidItem,
     OutcomeUnknown,
     RequestTimeout,
+    ResourceInUse,
     RetriesExhausted,
     ServerError,
     ServiceError,
@@ -583,10 +584,10 @@ class Dispatcher:
                 raise error from exc
         try:
             return self._read(operation, response, read)
-        except TableNotFound as exc:
-            # The answer says only "Requested resource not found": name what the request
-            # asked for (read back from its body, on this rare path only).
-            _locate_missing(exc, body)
+        except (TableNotFound, ResourceInUse) as exc:
+            # The answer says only "Requested resource not found" (or, from dynalite, nothing):
+            # name what the request asked for (read back from its body, on this rare path only).
+            _locate(exc, body)
             raise
 
     async def _send(
@@ -674,7 +675,7 @@ class Dispatcher:
         return error
 
 
-def _locate_missing(error: TableNotFound, body: bytes) -> None:
+def _locate(error: TableNotFound | ResourceInUse, body: bytes) -> None:
     """Tell ``error`` which tables, index or stream the request ``body`` named."""
     try:
         request = orjson.loads(body)

@@ -465,6 +465,24 @@ def test_region_missing_or_invalid() -> None:
         resolve_region(None, profile="nope")
 
 
+def test_loopback_endpoint_needs_no_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A laptop with no AWS setup: a local server takes any region.
+    for url in ("http://localhost:8000", "http://127.0.0.1:4567", "http://[::1]:8000"):
+        assert resolve_region(None, endpoint_url=url) == "us-east-1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.2:9000")
+    assert resolve_region(None) == "us-east-1"  # the configured endpoint counts too
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert resolve_region(None, endpoint_url="http://localhost:8000") == "eu-west-1"
+
+
+def test_real_endpoint_still_needs_a_region() -> None:
+    for url in (None, "https://dynamodb.eu-west-1.amazonaws.com", "http://10.0.0.5:8000"):
+        with pytest.raises(ConfigurationError, match=r"no region"):
+            resolve_region(None, endpoint_url=url)
+    with pytest.raises(ConfigurationError, match="invalid region"):
+        resolve_region("us east 1", endpoint_url="http://localhost:8000")
+
+
 # --- endpoint -------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncdyn import Client, ConditionalCheckFailed, Key, TableNotFound
+from asyncdyn import Client, ConditionalCheckFailed, Key, ResourceInUse, TableNotFound
 from asyncdyn.errors import error_from_response
 from asyncdyn.schema import KeySchema
 from asyncdyn.testing import ScriptedTransport, answer, error
@@ -53,6 +53,18 @@ async def test_transaction_names_its_tables(client: Client, transport: ScriptedT
     with pytest.raises(TableNotFound) as info:
         await client.transact_write([orders.tx_delete({"PK": "a"})])
     assert info.value.table == "Orders"
+
+
+async def test_table_in_use_names_the_table(client: Client, transport: ScriptedTransport) -> None:
+    # dynalite's answer to CreateTable of an existing table carries no message at all.
+    transport.steps.append(error("ResourceInUseException", ""))
+    with pytest.raises(ResourceInUse) as info:
+        await client.create_table("Orders", partition_key="PK")
+    assert info.value.table == "Orders"
+    assert str(info.value) == (
+        "table 'Orders' is being created, updated or deleted, or already exists: "
+        "ResourceInUseException (CreateTable)"
+    )
 
 
 def test_stream_is_named() -> None:

@@ -42,7 +42,8 @@ class RetryPolicy:
         retry_unknown_outcome: resend a write that is not idempotent after an attempt
             whose answer was lost (at-least-once: an ``ADD`` may count twice, a conditional
             put may fail on its own first write). Default ``False``: such a write raises
-            ``OutcomeUnknown`` instead, see "What happens when an answer is lost" in README.
+            ``OutcomeUnknown`` instead, see "What happens when an answer is lost" in
+            docs/retries.md.
 
     Delays use "full jitter": retry ``n`` (0-based) sleeps a uniform random time in
     ``[0, min(cap, base * 2**n)]``, which spreads out clients that were throttled together.

@@ -4,7 +4,7 @@ The fault proxy (``tests/faultproxy.py``) stands in front of the real server. Wi
 ``answering = False`` it reads every request and sends nothing back, which no error, reset or
 close gives away: only the client's clock can end the wait. Every operation must then fail
 with a typed timeout (``RetriesExhausted`` carrying a ``RequestTimeout``, or for the batch
-calls ``UnprocessedKeysError`` / ``UnprocessedItemsError`` chained to one, as README promises)
+calls ``UnprocessedKeysError`` / ``UnprocessedItemsError`` chained to one, as docs/batches.md says)
 close to its deadline; and once the proxy answers again, the same client must serve the next
 request at once: abandoned connections closed, none of them handed out again.
 """

@@ -22,6 +22,7 @@ from asyncdyn.local import LocalServer
 from asyncdyn.model import Repository
 from examples.shop.app import Settings, create_app
 from examples.shop.design import Customer, Order, OrderItem, shop
+from examples.shop.loadtest import parse_duration_ms, parse_wrk
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -312,3 +313,32 @@ async def test_bulk_load_and_its_idempotent_rerun(
         assert "loaded 5 items" in loaded.stdout
     finally:
         await db.delete_table(table, wait=False)
+
+
+# wrk 4.1's report, as printed by a run of the load test (its error lines as wrk's source
+# prints them when there are errors).
+WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:52855
+  1 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   117.50ms   26.67ms   1.02s    70.15%
+    Req/Sec    32.50     10.70    60.00     65.00%
+  Latency Distribution
+     50%  850.00us
+     75%  134.81ms
+     90%  147.71ms
+     99%    1.02s
+  67 requests in 2.05s, 23.22KB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:     32.61
+Transfer/sec:     11.30KB
+"""
+
+
+def test_the_load_test_reads_wrk_output() -> None:
+    p50, p99, rps, total, errors = parse_wrk(WRK_OUTPUT)
+    assert (p50, p99, rps, total, errors) == (0.85, 1020.0, 32.61, 67, 7)
+    assert parse_wrk(WRK_OUTPUT.replace("  Non-2xx or 3xx responses: 4\n", ""))[4] == 3
+    assert parse_duration_ms("1.5m") == 90_000.0
+    with pytest.raises(RuntimeError, match="could not read"):
+        parse_wrk("wrk: connection refused")

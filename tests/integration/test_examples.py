@@ -238,6 +238,18 @@ async def test_concurrent_gets_with_coalescing(make_shop: MakeShop) -> None:
     assert stats["requests"].get("GetItem", 0) == 0
 
 
+def test_every_access_pattern_of_the_shop_is_a_key_condition() -> None:
+    report = shop.check()
+    assert report.errors == []
+    assert report.warnings == []
+    assert set(shop.patterns) >= {
+        "customer by id",
+        "orders of a customer",
+        "order with its items",
+        "orders by status",
+    }
+
+
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASYNCDYN_COALESCE", "1")
     monkeypatch.setenv("ASYNCDYN_ENDPOINT", "http://127.0.0.1:9")

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 
-from asyncdyn import Client, local
+from asyncdyn import Client, TableNotFound, local
 
 from ..bulk_load import ensure_table, generate, load
 from .design import shop
@@ -133,6 +133,14 @@ async def seed(endpoint: str, table: str, customers: int) -> list[str]:
     paths = [f"/customers/c{c:07d}" for c in range(customers)]
     paths += [f"/orders/c{c:07d}-o000" for c in range(customers)]
     return paths
+
+
+async def drop_table(endpoint: str, table: str) -> None:
+    async with Client(region="us-east-1", endpoint_url=endpoint) as db:
+        try:
+            await db.delete_table(table, wait=False)
+        except TableNotFound:
+            pass
 
 
 class Service:
@@ -243,16 +251,21 @@ def table_of(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
+DEFAULT = {"duration": 10.0, "warmup": 2.0, "connections": 32, "customers": 500}
+QUICK = {"duration": 2.0, "warmup": 0.0, "connections": 4, "customers": 50}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m examples.shop.loadtest",
         description="Load-test the shop with wrk, coalescing off and on.",
     )
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first")
-    p.add_argument("--connections", type=int, default=32)
+    # Scale options default to None: --quick then picks its own, and what is given wins.
+    p.add_argument("--duration", type=float, help="seconds per run (default 10)")
+    p.add_argument("--warmup", type=float, help="seconds of unmeasured load first (default 2)")
+    p.add_argument("--connections", type=int, help="wrk connections (default 32)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores are shared)")
-    p.add_argument("--customers", type=int, default=500, help="seeded customers (one order each)")
+    p.add_argument("--customers", type=int, help="seeded customers, one order each (500)")
     p.add_argument("--server", choices=("auto", "dynalite", "moto"), default="auto")
     p.add_argument("--endpoint", help="use this running server instead of starting one")
     p.add_argument(
@@ -262,8 +275,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--verbose", action="store_true", help="print wrk's own output too")
     args = p.parse_args(argv)  # fmt: skip
-    if args.quick:
-        args.duration, args.warmup, args.connections, args.customers = 2.0, 0.0, 4, 50
+    scale = QUICK if args.quick else DEFAULT
+    for name, value in scale.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.duration <= 0 or args.connections < 1 or args.threads < 1 or args.customers < 1:
         p.error("--duration, --connections, --threads and --customers must be positive")
     args.threads = min(args.threads, args.connections)
@@ -290,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             results = measure(args, endpoint, table, paths, paths_file)
     finally:
         if server is not None:
-            server.stop()
+            server.stop()  # the table goes with it
+        else:
+            asyncio.run(drop_table(endpoint, table))  # a server of yours: leave it as found
     print(f"server: {kind}; {os.cpu_count()} cores; wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration:g}s; {args.customers} customers + {args.customers} orders; "
           "half GET /customers/{id}, half GET /orders/{id}")  # fmt: skip

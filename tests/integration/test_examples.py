@@ -22,7 +22,7 @@ from asyncdyn.local import LocalServer
 from asyncdyn.model import Repository
 from examples.shop.app import Settings, create_app
 from examples.shop.design import Customer, Order, OrderItem, shop
-from examples.shop.loadtest import parse_duration_ms, parse_wrk
+from examples.shop.loadtest import parse_args, parse_duration_ms, parse_wrk
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -354,3 +354,12 @@ def test_the_load_test_reads_wrk_output() -> None:
     assert parse_duration_ms("1.5m") == 90_000.0
     with pytest.raises(RuntimeError, match="could not read"):
         parse_wrk("wrk: connection refused")
+
+
+def test_the_load_test_scale_options() -> None:
+    quick = parse_args(["--quick", "--customers", "20"])
+    assert (quick.duration, quick.warmup, quick.connections, quick.customers) == (2.0, 0.0, 4, 20)
+    full = parse_args(["--duration", "3"])
+    assert (full.duration, full.warmup, full.connections, full.customers) == (3.0, 2.0, 32, 500)
+    with pytest.raises(SystemExit):
+        parse_args(["--connections", "0"])

@@ -6,7 +6,13 @@ another process wrote."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -225,3 +231,39 @@ async def test_queries_are_never_cached(cdb: Client, table: Table) -> None:
     await table.put({**KEY, "v": 2})
     assert [i async for i in cached.query(Key("PK").eq(KEY["PK"]))] == [{**KEY, "v": 2}]
     assert cdb.stats().cache_hits == 0
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cache.md"
+
+
+def docs_example(n: int, server: LocalServer, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run python block ``n`` of docs/cache.md as a reader would, against ``server``: their
+    endpoint, and a table name of this test's own (dynalite cannot be reset)."""
+    blocks = re.findall(r"^```python\n(.*?)^```", DOCS.read_text(), re.S | re.M)
+    code = blocks[n]
+    table = f"t-{uuid.uuid4().hex[:16]}"
+    code = code.replace("http://localhost:8000", server.endpoint_url).replace('"Shop"', repr(table))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = str(DOCS.parents[1])  # this checkout's asyncdyn
+    env["HOME"] = str(tmp_path)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_docs_example_runs(server: LocalServer, tmp_path: Path) -> None:
+    done = docs_example(0, server, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "'price': 20" in done.stdout
+
+
+@pytest.mark.moto_only
+def test_the_docs_stream_example_runs(server: LocalServer, tmp_path: Path) -> None:
+    done = docs_example(1, server, tmp_path)
+    assert done.returncode == 0, done.stderr

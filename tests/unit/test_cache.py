@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from asyncdyn import (
+    AsyncDynError,
     Attr,
     Client,
     ConfigurationError,
@@ -19,6 +20,7 @@ from asyncdyn import (
     ItemCache,
     RetryPolicy,
     TransportError,
+    UnprocessedItemsError,
 )
 from asyncdyn.cache import copy_item, table_of
 from asyncdyn.streams import Record
@@ -427,3 +429,39 @@ async def test_hidden_expired_items_are_hidden_on_a_hit(
     assert await table.get({"PK": "old"}) is None  # served from the cache, still hidden
     assert transport.operations == ["GetItem"]
     table.hide_expired(None)
+
+
+async def test_an_ambiguous_batch_write_or_transaction_still_invalidates(
+    transport: ScriptedTransport, store: Store
+) -> None:
+    def applied_but_lost(headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        store(headers, body)
+        raise TransportError("connection reset after sending")
+
+    async with make_client(transport, ItemCache()) as db:
+        table = db.table("T", key=("PK",))
+        for pk in ("k1", "k2"):
+            await table.get({"PK": pk})
+        transport.steps = [applied_but_lost, applied_but_lost]
+        with pytest.raises(UnprocessedItemsError) as caught:
+            await table.batch_write(puts=[{"PK": "k1", "v": 10}])
+        assert caught.value.maybe_puts == [{"PK": "k1", "v": 10}]
+        assert await table.get({"PK": "k1"}) == {"PK": "k1", "v": 10}
+        transport.steps = [applied_but_lost, applied_but_lost]
+        with pytest.raises(AsyncDynError):
+            await db.transact_write([table.tx_put({"PK": "k2", "v": 20})])
+        assert await table.get({"PK": "k2"}) == {"PK": "k2", "v": 20}
+        assert transport.operations.count("GetItem") == 4
+
+
+async def test_a_raw_partiql_write_drops_every_entry(
+    cached: Client, transport: ScriptedTransport
+) -> None:
+    table = cached.table("T")
+    await table.get({"PK": "k1"})
+    transport.steps = [answer({"Items": []}), answer({})]
+    await cached.call("ExecuteStatement", {"Statement": "SELECT * FROM T"})
+    await table.get({"PK": "k1"})  # a read left it alone
+    await cached.call("ExecuteStatement", {"Statement": "UPDATE T SET v = 5 WHERE PK = 'k1'"})
+    await table.get({"PK": "k1"})
+    assert transport.operations == ["GetItem", "ExecuteStatement", "ExecuteStatement", "GetItem"]

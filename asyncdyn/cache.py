@@ -40,9 +40,10 @@ writes until its TTL passes. Use ``get``/``batch_get`` for the hot keys, or read
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .batch import Identity, _Get, key_identity
@@ -55,6 +56,19 @@ __all__ = ["ItemCache", "copy_item"]
 Item = dict[str, Any]
 _Entry = tuple[float, Item | None]  # (expires at, the item or None for "absent")
 _CacheKey = tuple[str, Identity]
+# What a read in flight gives the callers waiting for it when it did not get an answer.
+_FAILED: Any = object()
+
+
+class _Flight:
+    """A full-item read in flight after a miss: its answer, its generation, its followers."""
+
+    __slots__ = ("answer", "followers", "token")
+
+    def __init__(self, token: int) -> None:
+        self.answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.token = token
+        self.followers = 0
 
 
 class _Record(Protocol):
@@ -119,6 +133,7 @@ class ItemCache:
     __slots__ = (
         "_clock",
         "_entries",
+        "_flights",
         "_floor",
         "_generation",
         "_invalidated",
@@ -154,6 +169,9 @@ class ItemCache:
         # nothing (a few fills lost, never a stale one kept).
         self._invalidated: OrderedDict[_CacheKey, int] = OrderedDict()
         self._floor = 0
+        # Full-item reads in flight after a miss, with their generation: a caller missing
+        # the same key meanwhile waits for that answer instead of sending its own request.
+        self._flights: dict[_CacheKey, _Flight] = {}
 
     def __repr__(self) -> str:
         return f"ItemCache(max_items={self.max_items}, ttl={self.ttl})"
@@ -191,7 +209,7 @@ class ItemCache:
         if item is None and not self.negative:
             return
         key = (table, identity)
-        if token < self._floor or self._invalidated.get(key, -1) > token:
+        if self._stale(key, token):
             return
         entries = self._entries
         entries[key] = (self._clock() + self.ttl, None if item is None else copy_item(item))
@@ -199,6 +217,55 @@ class ItemCache:
         if len(entries) > self.max_items:
             entries.popitem(last=False)
             self.counters.evictions += 1
+
+    def _stale(self, key: _CacheKey, token: int) -> bool:
+        """Whether ``key`` was invalidated after a read that took generation ``token``."""
+        return token < self._floor or self._invalidated.get(key, -1) > token
+
+    async def read(
+        self,
+        table: str,
+        identity: Identity,
+        fetch: Callable[[], Awaitable[Item | None]],
+        *,
+        consistent: bool,
+    ) -> Item | None:
+        """A full-item read of one key through the cache: a live entry answers it (unless
+        ``consistent``); else it joins a read of the key already in flight, when no write
+        of the key began since that read was sent; else it calls ``fetch`` and remembers
+        the answer, unless a write of the key began meanwhile."""
+        key = (table, identity)
+        if not consistent:
+            hit, item = self.lookup(table, identity)
+            if hit:
+                return item
+            flight = self._flights.get(key)
+            if flight is not None and not self._stale(key, flight.token):
+                flight.followers += 1
+                # Shielded: this caller's cancellation must not cancel the others' read.
+                item = await asyncio.shield(flight.answer)
+                if item is not _FAILED:
+                    return None if item is None else copy_item(item)
+                # That read failed (its own caller's error, or it was cancelled): this
+                # caller tries on its own below.
+        token = self._generation
+        own: _Flight | None = None
+        if not consistent and key not in self._flights:
+            own = self._flights[key] = _Flight(token)
+        item = _FAILED
+        try:
+            item = await fetch()
+        finally:
+            if own is not None:
+                del self._flights[key]
+                # Followers copy from a copy of their own: this caller may change its item
+                # before they run.
+                if own.followers and item is not None and item is not _FAILED:
+                    own.answer.set_result(copy_item(item))
+                else:
+                    own.answer.set_result(item)
+        self.fill(table, identity, item, token)
+        return item
 
     def serve(
         self, table: str, entries: Sequence[_Get], *, consistent: bool

@@ -272,20 +272,11 @@ class TableCore:
         consistent: bool,
         fetch: Callable[[], Awaitable[Item | None]],
     ) -> Item | None:
-        """A full-item read of the key ``wire`` through the cache: served from it unless
-        ``consistent``; otherwise ``fetch``-ed and remembered, unless a write of the key
-        began meanwhile (the read's generation is taken before it is sent)."""
+        """A full-item read of the key ``wire`` through the table's cache (``ItemCache.read``)."""
         cache = self._cache
         assert cache is not None
         identity = self._cache_identity(wire, wire)
-        if not consistent:
-            hit, item = cache.lookup(self.name, identity)
-            if hit:
-                return item
-        token = cache.token()
-        item = await fetch()
-        cache.fill(self.name, identity, item, token)
-        return item
+        return await cache.read(self.name, identity, fetch, consistent=consistent)
 
     def _request(self, **fields: Any) -> dict[str, Any]:
         request: dict[str, Any] = {"TableName": self.name, **fields}

@@ -465,3 +465,66 @@ async def test_a_raw_partiql_write_drops_every_entry(
     await cached.call("ExecuteStatement", {"Statement": "UPDATE T SET v = 5 WHERE PK = 'k1'"})
     await table.get({"PK": "k1"})
     assert transport.operations == ["GetItem", "ExecuteStatement", "ExecuteStatement", "GetItem"]
+
+
+async def test_concurrent_misses_of_one_key_share_one_request(
+    cached: Client, transport: ScriptedTransport
+) -> None:
+    table = cached.table("T")
+    got = await asyncio.gather(*(table.get({"PK": "k1"}) for _ in range(5)))
+    assert got == [{"PK": "k1", "v": 1}] * 5
+    assert len({id(item) for item in got}) == 5  # each caller its own dict
+    assert transport.operations == ["GetItem"]
+    assert (cached.stats().cache_hits, cached.stats().cache_misses) == (0, 5)
+
+
+async def test_a_miss_after_a_write_began_does_not_join_the_older_read(
+    transport: ScriptedTransport, store: Store
+) -> None:
+    release = asyncio.Event()
+
+    async def slow_get(headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        old = store(headers, body)
+        await release.wait()
+        return old
+
+    async with make_client(transport, ItemCache()) as db:
+        table = db.table("T", key=("PK",))
+        transport.steps = [slow_get]
+        first = asyncio.create_task(table.get({"PK": "k1"}))
+        await asyncio.sleep(0.01)  # its GetItem is on its way
+        await table.put({"PK": "k1", "v": 2})
+        second = await table.get({"PK": "k1"})  # must see the write: a request of its own
+        release.set()
+        assert await first == {"PK": "k1", "v": 1}
+        assert second == {"PK": "k1", "v": 2}
+        assert transport.operations == ["GetItem", "PutItem", "GetItem"]
+
+
+async def test_followers_of_a_failed_or_cancelled_read_fetch_on_their_own(
+    transport: ScriptedTransport, store: Store
+) -> None:
+    started = asyncio.Event()
+
+    async def hang(headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async with make_client(transport, ItemCache()) as db:
+        table = db.table("T", key=("PK",))
+        transport.steps = [hang]
+        leader = asyncio.create_task(table.get({"PK": "k1"}))
+        await started.wait()
+        follower = asyncio.create_task(table.get({"PK": "k1"}))
+        await asyncio.sleep(0)
+        leader.cancel()
+        assert await follower == {"PK": "k1", "v": 1}
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        transport.steps = [error("ValidationException", "refused once")]
+        got = await asyncio.gather(
+            table.get({"PK": "k2"}), table.get({"PK": "k2"}), return_exceptions=True
+        )
+        assert isinstance(got[0], AsyncDynError) and got[1] == {"PK": "k2", "v": 2}
+        assert transport.operations == ["GetItem"] * 4

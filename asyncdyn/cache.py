@@ -14,6 +14,8 @@ What it keeps and when it serves:
   asking again and again for a key that does not exist is the case a cache saves most on.
   ``negative=False`` turns that off.
 - ``consistent=True`` reads always go to DynamoDB, and refresh the entry with what they read.
+- Concurrent ``get`` calls missing one key share one read of it (those coming after a write
+  of the key began send their own).
 - Entries are keyed by table and key *identity* (``batch.key_identity``), so ``{"id": 1}``
   and ``{"id": 1.0}`` are one entry, as they are one item.
 

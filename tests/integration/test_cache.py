@@ -267,3 +267,20 @@ def test_the_docs_example_runs(server: LocalServer, tmp_path: Path) -> None:
 def test_the_docs_stream_example_runs(server: LocalServer, tmp_path: Path) -> None:
     done = docs_example(1, server, tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_design_gets_a_cache_through_its_table(db: Client) -> None:
+    name = f"t-{uuid.uuid4().hex[:16]}"
+    cache = ItemCache()
+    db.table(name, cache=cache)  # the client has none; this table does
+    repo = shop.bind(db, table=name)
+    await repo.create_table()
+    try:
+        await repo.put(order(1))
+        before = requests(db)
+        for _ in range(3):
+            assert await repo.get(Order, customer_id="123", order_id="001") == order(1)
+        assert requests(db) - before == 1
+        assert (cache.counters.hits, db.stats().cache_hits) == (2, 2)
+    finally:
+        await db.delete_table(name, wait=False)

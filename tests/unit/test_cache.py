@@ -528,3 +528,23 @@ async def test_followers_of_a_failed_or_cancelled_read_fetch_on_their_own(
         )
         assert isinstance(got[0], AsyncDynError) and got[1] == {"PK": "k2", "v": 2}
         assert transport.operations == ["GetItem"] * 4
+
+
+async def test_batch_writes_find_entries_whatever_the_key_order(
+    transport: ScriptedTransport,
+) -> None:
+    def server(headers: Mapping[str, str], body: bytes) -> HttpResponse:
+        if headers["X-Amz-Target"].endswith("GetItem"):
+            return answer({"Item": {"user": {"S": "u"}, "day": {"S": "d"}}})
+        return answer({"UnprocessedItems": {}})
+
+    transport.default = server
+    async with make_client(transport, ItemCache()) as db:
+        table = db.table("U", key=("user", "day"))  # the schema's order is not sorted
+        await table.get({"user": "u", "day": "d"})
+        await table.batch_write(deletes=[{"user": "u", "day": "d"}])
+        await table.get({"day": "d", "user": "u"})
+        async with table.writer() as w:
+            await w.put({"user": "u", "day": "d"})
+        await table.get({"user": "u", "day": "d"})
+        assert transport.operations == ["GetItem", "BatchWriteItem"] * 2 + ["GetItem"]

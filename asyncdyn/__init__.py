@@ -1,6 +1,7 @@
 """asyncdyn: an asyncio engine for Amazon DynamoDB, built for throughput."""
 
 from .batch import BatchWriter, Rejected, WriterStats
+from .cache import ItemCache
 from .client import Client, Table
 from .credentials import Credentials, CredentialsProvider
 from .errors import (
@@ -80,6 +81,7 @@ __all__ = [
     "InvalidExpression",
     "InvalidItem",
     "InvalidTransaction",
+    "ItemCache",
     "Key",
     "KeyCondition",
     "KeySchema",

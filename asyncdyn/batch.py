@@ -139,7 +139,7 @@ class Lane:
     ``limits`` are the rate limiters a request waits on (the adaptive one and a fixed cap).
     """
 
-    __slots__ = ("adaptive", "fields", "key_names", "limits", "name", "strip")
+    __slots__ = ("adaptive", "fields", "invalidate", "key_names", "limits", "name", "strip")
 
     def __init__(
         self,
@@ -160,6 +160,8 @@ class Lane:
         self.limits = tuple(limits)
         self.fields = dict(fields or {})
         self.strip = tuple(strip)
+        # Writes only: drops a written key from the table's item cache (``None``: none).
+        self.invalidate: Callable[[Identity], None] | None = None
 
     async def acquire(self, n: int, budget: RetryBudget) -> float:
         """Wait for the rate limits; returns the time the request was scheduled, to give
@@ -900,9 +902,13 @@ class BatchWriter:
         async def send(pending: list[_Write], budget: RetryBudget) -> list[_Write]:
             nonlocal unsettled
             unsettled = pending
+            # An item cache drops each key before the request and again after it, whatever
+            # became of it (a lost answer may have been applied).
+            _invalidate(pending)
             try:
                 left = await self._engine._send_writes(pending, budget)
             except BaseException as exc:
+                _invalidate(pending)
                 # No answer: the request may have been applied (a lost answer, or cancelled
                 # on its way) unless the error says it was not (throttled, refused, never
                 # left the client). Sticky: a later "unprocessed" cannot undo an earlier
@@ -911,6 +917,7 @@ class BatchWriter:
                     for entry in pending:
                         entry.maybe_applied = True
                 raise
+            _invalidate(pending)
             unsettled = left
             return left
 
@@ -1038,6 +1045,13 @@ class BatchWriter:
         return report
 
 
+def _invalidate(entries: Iterable[_Write]) -> None:
+    for entry in entries:
+        invalidate = entry.lane.invalidate
+        if invalidate is not None:
+            invalidate(entry.identity)
+
+
 def _unprocessed(failed: Iterable[_Write], error: BaseException | None) -> UnprocessedItemsError:
     puts: list[dict[str, Any]] = []
     deletes: list[dict[str, Any]] = []
@@ -1066,7 +1080,9 @@ def aligned(
     seen: set[int] = set()
     for entry in positions:
         item = entry.item
-        if item is not None and entry.wire is not None:
+        # A key given again (``again``) gets a copy at each later position: from the wire
+        # item kept for it, or, for one the item cache answered, of the decoded item.
+        if item is not None and entry.again:
             if id(entry) in seen:
                 item = entry.copy(decode)
             else:

@@ -18,6 +18,7 @@ from .batch import (
     read_entries,
     read_lane,
 )
+from .cache import ItemCache, WriteGuard, wire_identity
 from .coalesce import GetCoalescer
 from .credentials import (
     Credentials,
@@ -72,6 +73,19 @@ __all__ = ["Client", "Table"]
 ConsumedCapacityMode = Literal["NONE", "TOTAL", "INDEXES"]
 
 _NUMBER_MODES = ("auto", "decimal", "float")
+# The operations ``Client.call`` may change items with, for the item cache.
+_WRITE_OPERATIONS = frozenset(
+    {
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "ExecuteStatement",
+        "BatchExecuteStatement",
+        "ExecuteTransaction",
+    }
+)
 
 
 class Client:
@@ -114,6 +128,9 @@ class Client:
             (0: the gets of one turn of the event loop).
         http: the pooled transport when ``transport`` is not given: ``"lean"`` (asyncio
             protocols and httptools, about half aiohttp's CPU per request) or ``"aiohttp"``.
+        cache: an ``ItemCache`` serving eventually consistent full-item ``get`` and
+            ``batch_get`` calls of every table (``Client.table(name, cache=...)`` sets one
+            per table); every write through this client invalidates what it writes.
     """
 
     def __init__(
@@ -138,6 +155,7 @@ class Client:
         coalesce_gets: bool = False,
         coalesce_window: float = 0.0,
         http: Literal["lean", "aiohttp"] = "lean",
+        cache: ItemCache | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -186,6 +204,10 @@ class Client:
             else None
         )
         self._cursors = CursorCodec(cursor_key or process_cursor_key())
+        if cache is not None and not isinstance(cache, ItemCache):
+            raise ConfigurationError(f"cache must be an ItemCache or None, not {cache!r}")
+        self._cache = cache
+        self._count_cache(cache)
         self._tables: dict[str, Table] = {}
         self._closed = False
         # The Streams dispatcher is made on first use: most clients never read a stream.
@@ -223,6 +245,7 @@ class Client:
         name: str,
         *,
         key: KeySchema | tuple[str] | tuple[str, str] | None = None,
+        cache: ItemCache | Literal[False] | None = None,
     ) -> Table:
         """The ``Table`` named ``name`` (no request is made).
 
@@ -230,10 +253,21 @@ class Client:
         that batch writes, transactions and fan-outs need no ``DescribeTable`` (a role allowed
         only the data-plane actions has no ``dynamodb:DescribeTable``). Index queries in a
         fan-out still describe the table, unless ``key`` is a ``KeySchema`` with its indexes.
+
+        ``cache`` gives this table an ``ItemCache`` of its own (``False``: none, even when
+        the client has one); ``None`` leaves it as it is (at first, the client's). It stays
+        with the table: an entity repository bound afterwards reads through it too.
         """
         table = self._tables.get(name)
         if table is None:
             table = self._tables[name] = Table(self, name)
+        if cache is not None:
+            if cache is not False and not isinstance(cache, ItemCache):
+                raise ConfigurationError(
+                    f"cache must be an ItemCache, False or None, not {cache!r}"
+                )
+            table._cache = None if cache is False else cache
+            self._count_cache(table._cache)
         if key is not None:
             schema = key if isinstance(key, KeySchema) else _key_schema_of(key)
             if table._key_schema is not None and table._key_schema.names != schema.names:
@@ -243,6 +277,12 @@ class Client:
             if table._key_schema is None or isinstance(key, KeySchema):
                 table._key_schema = schema
         return table
+
+    def _count_cache(self, cache: ItemCache | None) -> None:
+        """Show ``cache``'s counters in ``stats()`` (once, however many tables use it)."""
+        caches = self._dispatcher.stats.caches
+        if cache is not None and not any(c is cache.counters for c in caches):
+            caches.append(cache.counters)
 
     def stream(
         self,
@@ -318,9 +358,46 @@ class Client:
         """Send any DynamoDB operation with a raw wire payload; returns the raw answer.
 
         The escape hatch for operations the typed API does not cover; it still goes through
-        the limiter, signing, checksums, error mapping and retries.
+        the limiter, signing, checksums, error mapping and retries. A write sent this way
+        drops every cached item of the tables it names (a PartiQL write: of every table),
+        before and after: its keys are not worth parsing out of a raw payload.
         """
-        return await self._dispatcher.call(operation, payload)
+        if operation not in _WRITE_OPERATIONS or not self._dispatcher.stats.caches:
+            return await self._dispatcher.call(operation, payload)
+        self._drop_cached(operation, payload)
+        try:
+            return await self._dispatcher.call(operation, payload)
+        finally:
+            self._drop_cached(operation, payload)
+
+    def _drop_cached(self, operation: str, payload: Mapping[str, Any]) -> None:
+        """Drop the cached items of every table a raw write ``payload`` may change."""
+        if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            names = [payload.get("TableName")]
+        elif operation == "BatchWriteItem":
+            names = list(payload.get("RequestItems") or ())
+        elif operation == "TransactWriteItems":
+            names = [
+                body.get("TableName")
+                for action in payload.get("TransactItems") or ()
+                for body in action.values()
+            ]
+        else:  # PartiQL: the table is inside the statement
+            statements = [payload] if operation == "ExecuteStatement" else []
+            statements += payload.get("Statements") or payload.get("TransactStatements") or []
+            if all(
+                str(s.get("Statement", "")).lstrip().upper().startswith("SELECT")
+                for s in statements
+            ):
+                return
+            names = list(self._tables)
+            if self._cache is not None:
+                self._cache.clear()
+        for name in names:
+            if isinstance(name, str):
+                cache = self.table(name)._cache
+                if cache is not None:
+                    cache.invalidate_table(name)
 
     def _capacity_field(self) -> dict[str, str]:
         capacity = self._consumed_capacity
@@ -358,9 +435,18 @@ class Client:
             if self._consumed_capacity is None
             else {"ReturnConsumedCapacity": self._consumed_capacity}
         )
-        await transact_write(
-            self._dispatcher, listed, token=token, retry_conflicts=retry_conflicts, extra=extra
-        )
+        # Cached entries of every item written are dropped before the commit and again
+        # after it, whatever its outcome (a lost answer may have been applied).
+        cached = []
+        for action in listed:
+            cache = self.table(action.table)._cache
+            if cache is not None and action.kind != "ConditionCheck":
+                names = key_names[action.table] if action.kind == "Put" else tuple(action.key)
+                cached.append((cache, action.table, wire_identity(action.key, names)))
+        with WriteGuard(cached):
+            await transact_write(
+                self._dispatcher, listed, token=token, retry_conflicts=retry_conflicts, extra=extra
+            )
 
     async def transact_get(self, gets: Iterable[TxGet]) -> list[Item | None]:
         """Read up to 100 items as one consistent snapshot, aligned with ``gets`` (from
@@ -394,6 +480,7 @@ class Client:
         positions: dict[str, list[Any]] = {}
         strips: dict[str, list[str]] = {}
         distinct: list[Any] = []
+        fills: list[tuple[ItemCache, str, list[Any], int]] = []
         if attributes is not None and not isinstance(attributes, str):
             attributes = list(attributes)  # read once per table below
         for name, keys in requests.items():
@@ -408,8 +495,14 @@ class Client:
                 rate=rate,
             )
             unique, positions[name] = read_entries(lane, keys, f"requests[{name!r}]")
+            cache = self.table(name)._cache if projection is None else None
+            if cache is not None:  # only whole items are cached; only misses are sent
+                unique, token = cache.serve(name, unique, consistent=consistent)
+                fills.append((cache, name, unique, token))
             distinct.extend(unique)
         outcome = await fetch_all(self._batch, distinct, window=self._window)
+        for cache, name, fetched, token in fills:
+            cache.fill_entries(name, fetched, token, outcome.leftovers)
         decode = self._decoder.item
         result = {
             name: [self.table(name)._live(item, strips[name]) for item in aligned(at, decode)]
@@ -463,7 +556,10 @@ class Client:
     async def delete_table(self, name: str, *, wait: bool = True, timeout: float = 120.0) -> None:
         """Delete a table; with ``wait``, return once DynamoDB no longer knows it."""
         await self._dispatcher.call("DeleteTable", {"TableName": name})
-        self._tables.pop(name, None)
+        table = self._tables.pop(name, None)
+        cache = self._cache if table is None else table._cache
+        if cache is not None:
+            cache.invalidate_table(name)
         if wait:
             await _poll(
                 lambda: self._gone(name), timeout, f"table {name!r} still exists after {timeout}s"

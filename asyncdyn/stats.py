@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Stats", "StatsSnapshot"]
+__all__ = ["CacheCounters", "Stats", "StatsSnapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,8 @@ class StatsSnapshot:
     ``resends`` the requests the lean transport moved to a new connection because the pooled
     one it took was seen closed before any byte of the request was written (never a second
     send: a request that left is never sent again outside the retry policy).
+    ``cache_hits``, ``cache_misses`` and ``cache_invalidations`` add up the counters of the
+    ``ItemCache`` objects this client reads through (the client's and its tables').
     """
 
     requests: Mapping[str, int] = field(default_factory=dict)
@@ -32,16 +34,33 @@ class StatsSnapshot:
     coalesced_gets: int = 0
     coalesced_batches: int = 0
     resends: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_invalidations: int = 0
 
     @property
     def total_requests(self) -> int:
         return sum(self.requests.values())
 
 
+class CacheCounters:
+    """What one ``ItemCache`` did: reads it answered (``hits``) or sent on (``misses``),
+    entries dropped by writes and streams (``invalidations``) or for room (``evictions``)."""
+
+    __slots__ = ("evictions", "hits", "invalidations", "misses")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.invalidations = 0
+        self.evictions = 0
+
+
 class Stats:
     """Mutable counters owned by one client; cheap enough to update on every request."""
 
     __slots__ = (
+        "caches",
         "coalesced_batches",
         "coalesced_gets",
         "consumed_capacity",
@@ -61,6 +80,7 @@ class Stats:
         self.coalesced_gets = 0
         self.coalesced_batches = 0
         self.resends = 0
+        self.caches: list[CacheCounters] = []  # of the item caches read through, once each
 
     def record_capacity(self, consumed: Any) -> None:
         """Add a response's ``ConsumedCapacity`` (one entry or a list of them)."""
@@ -82,4 +102,7 @@ class Stats:
             coalesced_gets=self.coalesced_gets,
             coalesced_batches=self.coalesced_batches,
             resends=self.resends,
+            cache_hits=sum(c.hits for c in self.caches),
+            cache_misses=sum(c.misses for c in self.caches),
+            cache_invalidations=sum(c.invalidations for c in self.caches),
         )

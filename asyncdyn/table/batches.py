@@ -11,6 +11,7 @@ from typing import Any
 from ..batch import (
     MAX_WRITE_REQUESTS,
     BatchWriter,
+    Identity,
     Lane,
     Outcome,
     aligned,
@@ -69,7 +70,12 @@ class Batches(TableCore):
             rate=rate,
         )
         distinct, positions = read_entries(lane, keys)
+        cache = self._cache if projection is None else None  # only whole items are cached
+        if cache is not None:  # hits are answered here: only the misses go to DynamoDB
+            distinct, token = cache.serve(self.name, distinct, consistent=consistent)
         outcome = await fetch_all(self._client._batch, distinct, window=self._client._window)
+        if cache is not None:
+            cache.fill_entries(self.name, distinct, token, outcome.leftovers)
         result = aligned(positions, self._decode)
         if self._expiry is not None:
             result = [self._live(item, strip) for item in result]
@@ -146,7 +152,7 @@ class Batches(TableCore):
         second. Needs the table's key schema (one DescribeTable per client).
         """
         schema = await self.key_schema()
-        lane = write_lane(self._client._batch, self.name, schema.names, rate=rate)
+        lane = self._write_lane(schema.names, rate)
         entries = [put_entry(lane, item, f"puts[{i}]") for i, item in enumerate(puts)]
         entries += [delete_entry(lane, key, f"deletes[{i}]") for i, key in enumerate(deletes)]
         writer = BatchWriter(
@@ -176,7 +182,7 @@ class Batches(TableCore):
 
         async def lane() -> Lane:
             schema = await self.key_schema()
-            return write_lane(self._client._batch, self.name, schema.names, rate=rate)
+            return self._write_lane(schema.names, rate)
 
         return BatchWriter(
             self._client._batch,
@@ -185,3 +191,19 @@ class Batches(TableCore):
             buffer=2 * MAX_WRITE_REQUESTS * in_flight if buffer is None else buffer,
             skip_invalid=skip_invalid,
         )
+
+    def _write_lane(self, key_names: tuple[str, ...], rate: float | None) -> Lane:
+        """The lane of this table's batch writes; with an item cache, it drops the entry of
+        every key it writes (``BatchWriter`` calls it before and after each request)."""
+        lane = write_lane(self._client._batch, self.name, key_names, rate=rate)
+        cache = self._cache
+        if cache is not None:
+            # Lane identities follow the schema's key order; the cache's, sorted names.
+            order = sorted(range(len(key_names)), key=key_names.__getitem__)
+            name = self.name
+
+            def invalidate(identity: Identity) -> None:
+                cache.invalidate_identity(name, tuple([identity[i] for i in order]))
+
+            lane.invalidate = invalidate
+        return lane

@@ -8,13 +8,15 @@ module named for it, so each method is written (and documented) once, where its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, Self
 
 from ..batch import (
     BatchEngine,
+    Identity,
     key_identity,
 )
+from ..cache import ItemCache, WriteGuard, wire_identity
 from ..coalesce import GetCoalescer
 from ..errors import (
     ConfigurationError,
@@ -121,6 +123,8 @@ class TableHost(Protocol):
     def _cursors(self) -> CursorCodec: ...
     @property
     def _consumed_capacity(self) -> str | None: ...
+    @property
+    def _cache(self) -> ItemCache | None: ...
 
     async def transact_write(
         self,
@@ -135,6 +139,7 @@ class TableCore:
     """A table's state and the helpers every family of operations shares."""
 
     __slots__ = (
+        "_cache",
         "_call",
         "_client",
         "_decode",
@@ -152,6 +157,9 @@ class TableCore:
         self._decode_items = client._decoder.items
         self._key_schema: KeySchema | None = None
         self._expiry: str | None = None
+        # The item cache of this table's full-item reads: the client's unless
+        # ``Client.table(name, cache=...)`` gave it one of its own (or none).
+        self._cache: ItemCache | None = client._cache
 
     def hide_expired(self, attribute: str | None) -> Self:
         """Make every read of this table (get, batch, query, scan, fan-out, transact_get) skip
@@ -239,6 +247,36 @@ class TableCore:
                     f"update of {path[0]!r}: it is part of the key of {self.name!r}, "
                     "which an update cannot change"
                 )
+
+    def _cache_identity(self, wire: WireItem, names: Iterable[str]) -> Identity:
+        """The identity of a key in the item cache; a key attribute that is not a
+        non-empty S, N or B value raises ``InvalidItem`` before anything is sent."""
+        try:
+            return wire_identity(wire, tuple(names))
+        except ValueError as exc:
+            raise InvalidItem(f"{exc} (a key of table {self.name!r})") from None
+
+    async def _write_guard(self, wire: WireItem, *, whole_item: bool) -> WriteGuard:
+        """Invalidates the cached entry of the key a write of ``wire`` (a key, or with
+        ``whole_item`` an item: its key attributes are the schema's) touches, now and when
+        the guard is left. A no-op without a cache."""
+        cache = self._cache
+        if cache is None:
+            return WriteGuard([])
+        names = (await self.key_schema()).names if whole_item else tuple(wire)
+        return WriteGuard([(cache, self.name, self._cache_identity(wire, names))])
+
+    async def _read_through(
+        self,
+        wire: WireItem,
+        consistent: bool,
+        fetch: Callable[[], Awaitable[Item | None]],
+    ) -> Item | None:
+        """A full-item read of the key ``wire`` through the table's cache (``ItemCache.read``)."""
+        cache = self._cache
+        assert cache is not None
+        identity = self._cache_identity(wire, wire)
+        return await cache.read(self.name, identity, fetch, consistent=consistent)
 
     def _request(self, **fields: Any) -> dict[str, Any]:
         request: dict[str, Any] = {"TableName": self.name, **fields}

@@ -29,6 +29,7 @@ from .core import (
     Attributes,
     ConditionArg,
     Item,
+    Projection,
     ReturnOnFailure,
     ReturnValues,
     _check_choice,
@@ -58,6 +59,18 @@ class Items(Actions):
         # Checked before anything is sent (or joins a coalesced request): a bad key fails
         # its own caller at once and nobody else.
         wire = self._key(key)
+        if projection is None and self._cache is not None:  # only whole items are cached
+            item = await self._read_through(
+                wire, consistent, lambda: self._fetch(key, wire, consistent, None)
+            )
+            return self._live(item, strip)
+        return self._live(await self._fetch(key, wire, consistent, projection), strip)
+
+    async def _fetch(
+        self, key: Mapping[str, Any], wire: WireItem, consistent: bool, projection: Projection
+    ) -> Item | None:
+        """The item of one key from DynamoDB (joining a coalesced batch when the client
+        gathers gets), decoded, before ``_live``."""
         coalescer = self._client._coalescer
         if coalescer is not None:
 
@@ -71,10 +84,9 @@ class Items(Actions):
                     rate=None,
                 )
 
-            item = await coalescer.get(
+            return await coalescer.get(
                 lane, self.name, key, wire, consistent=consistent, projection=projection
             )
-            return self._live(item, strip)
         request = self._request(Key=wire)
         if consistent:
             request["ConsistentRead"] = True
@@ -82,7 +94,7 @@ class Items(Actions):
             _expressions(request, attributes=projection)
         data = await self._call("GetItem", request)
         item = data.get("Item")
-        return None if item is None else self._live(self._decode(item), strip)
+        return None if item is None else self._decode(item)
 
     async def put(
         self,
@@ -205,13 +217,18 @@ class Items(Actions):
         # dispatcher's one rule (asyncdyn.resend); a put brings its own way to recognise
         # its applied write.
         # A put's key, for an OutcomeUnknown, is its key attributes when the schema is known.
+        # With an item cache, the key's entry is dropped before sending and again after,
+        # whatever the outcome: a write that failed or was cancelled may have been applied.
+        put = operation == "PutItem"
+        guard = await self._write_guard(request["Item" if put else "Key"], whole_item=put)
         schema = self._key_schema
-        data = await self._client._dispatcher.call(
-            operation,
-            request,
-            recognise=recognise,
-            key_names=() if schema is None else schema.names,
-        )
+        with guard:
+            data = await self._client._dispatcher.call(
+                operation,
+                request,
+                recognise=recognise,
+                key_names=() if schema is None else schema.names,
+            )
         attributes = data.get("Attributes")
         return None if attributes is None else self._decode(attributes)
 

@@ -38,6 +38,7 @@ from .marshal import encode_item
 __all__ = [
     "FORMATS",
     "Checkpoint",
+    "ExportRecord",
     "InputError",
     "KeyAttribute",
     "Part",
@@ -728,6 +729,40 @@ class Part:
         stem, dot, ext = path.name.partition(".")
         name = f"{stem}.{self.label}{dot}{ext}" if dot else f"{stem}.{self.label}"
         return path.with_name(name + suffix)
+
+
+@dataclass(slots=True)
+class ExportRecord:
+    """What one part of a split export wrote, saved next to its output once it is complete:
+    its scan segments (``first_segment`` to ``first_segment + segments - 1`` of
+    ``total_segments``) and how many items went to ``output``."""
+
+    table: str
+    part: str
+    first_segment: int
+    segments: int
+    total_segments: int
+    items: int
+    output: str
+
+    def save(self, path: Path) -> None:
+        record = {"version": _CHECKPOINT_VERSION, **{f: getattr(self, f) for f in _RECORD}}
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: Path) -> ExportRecord:
+        try:
+            record = orjson.loads(path.read_bytes())
+            if record.get("version") != _CHECKPOINT_VERSION:
+                raise ValueError(f"version {record.get('version')!r}")
+            return cls(**{f: record[f] for f in _RECORD})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from None
+
+
+_RECORD = ("table", "part", "first_segment", "segments", "total_segments", "items", "output")
 
 
 def parse_part(text: str) -> Part:

@@ -30,7 +30,7 @@ import gzip
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -40,7 +40,7 @@ import orjson
 
 from .credentials import CredentialsProvider, is_loopback
 from .errors import ConfigurationError, NativeTransferError
-from .loading import from_ddb_json
+from .marshal import Decoder, NumberMode, decoder
 
 __all__ = [
     "DataFile",
@@ -366,16 +366,16 @@ class DataFile:
     items: int | None = None
 
 
-def _decode_line(line: bytes, incremental: bool, where: str) -> dict[str, Any]:
+def _decode_line(line: bytes, incremental: bool, where: str, decode: Decoder) -> dict[str, Any]:
     try:
         record = orjson.loads(line)
         if incremental:
             out: dict[str, Any] = {}
             for part in ("Keys", "NewImage", "OldImage"):
                 if part in record:
-                    out[part] = from_ddb_json(record[part], part)
+                    out[part] = decode.item(record[part])
             return out
-        return from_ddb_json(record["Item"])
+        return decode.item(record["Item"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise NativeTransferError(
             f"{where}: not an exported item ({exc})", code="BadData"
@@ -386,7 +386,8 @@ class S3Files:
     """An S3 client (aiobotocore) on the DynamoDB client's endpoint, region and credentials.
 
     The credentials are read once, when the client opens (``async with``): for a download
-    that outlives temporary credentials, open a new one.
+    that outlives temporary credentials, open a new one. ``numbers`` is how exported
+    numbers decode, as ``Client(numbers=...)``.
     """
 
     def __init__(
@@ -396,7 +397,9 @@ class S3Files:
         endpoint_url: str,
         credentials: CredentialsProvider,
         concurrency: int = 8,
+        numbers: NumberMode = "auto",
     ) -> None:
+        self._decode = decoder(numbers)
         self._region = region
         self._endpoint = s3_endpoint_for(endpoint_url)
         self._credentials = credentials
@@ -529,7 +532,11 @@ class S3Files:
                     raise NativeTransferError(f"{where}: {exc}", code="BadData") from None
                 lines = (rest + text).split(b"\n")
                 rest = lines.pop()
-                items = [_decode_line(line, incremental, where) for line in lines if line.strip()]
+                items = [
+                    _decode_line(line, incremental, where, self._decode)
+                    for line in lines
+                    if line.strip()
+                ]
                 count += len(items)
                 if items:
                     yield items
@@ -537,7 +544,7 @@ class S3Files:
             raise NativeTransferError(f"{where}: the gzip stream is cut short", code="BadData")
         if rest.strip():
             count += 1
-            yield [_decode_line(rest, incremental, where)]
+            yield [_decode_line(rest, incremental, where, self._decode)]
         if file.items is not None and count != file.items:
             raise NativeTransferError(
                 f"{where}: {count} items read, the manifest says {file.items}",
@@ -546,7 +553,7 @@ class S3Files:
 
     async def export_items(
         self, export: NativeExport, *, check_count: bool = True
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Every item of a completed export, in batches as the data files are read
         (``concurrency`` files at once, in no particular order). With ``check_count``, the
         total is compared with DescribeExport's ``ItemCount`` at the end: a mismatch raises

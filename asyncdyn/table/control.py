@@ -120,6 +120,7 @@ class Control(TableCore):
             # The dispatcher's provider: S3 is signed with the very credentials DynamoDB is.
             credentials=client._dispatcher._credentials,
             concurrency=concurrency,
+            numbers=client._numbers,
         )
 
     async def point_in_time_recovery(self) -> bool:

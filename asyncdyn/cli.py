@@ -453,7 +453,15 @@ class _LoadState:
     salvaged: int = 0
 
 
+def _split_checked(args: argparse.Namespace) -> None:
+    if args.check and args.part is not None:
+        raise InputError("--check checks every part: give --parts N, not --part")
+    if args.parts is not None and not args.check:
+        raise InputError("--parts goes with --check (a part to run is --part i/n)")
+
+
 def _load_command(args: argparse.Namespace, console: Console) -> int:
+    _split_checked(args)
     if args.native is not None:
         return _run(native_load(args, console))
     if args.check:
@@ -882,6 +890,7 @@ def _progress(
 
 
 def _export_command(args: argparse.Namespace, console: Console) -> int:
+    _split_checked(args)
     if args.native is not None:
         return _run(native_export(args, console))
     if args.check:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import (
+    AccessDenied,
     ConfigurationError,
     NativeTransferError,
     ServiceError,
@@ -173,7 +174,13 @@ class Control(TableCore):
             bucket_owner=bucket_owner,
             token=token,
         )
-        if not await self.point_in_time_recovery():
+        try:
+            recovery = await self.point_in_time_recovery()
+        except AccessDenied:
+            # A role may export without dynamodb:DescribeContinuousBackups: the export
+            # itself then says whether recovery is on.
+            recovery = True
+        if not recovery:
             if not enable_recovery:
                 raise NativeTransferError(
                     f"table {self.name!r}: point-in-time recovery is off, and an export to S3 "

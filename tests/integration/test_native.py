@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -264,6 +265,14 @@ def test_load_in_three_parts_then_check(
     assert "301 rows (1 without a valid key), 250 distinct keys written" in err
     assert "table" in err and "250 items" in err
 
+    # A part resumes from its own checkpoint (nothing left to write), never another's.
+    assert main(["load", str(data), *common, "--part", "2/3", "--resume"]) == EXIT_OK
+    assert written(capsys.readouterr().err) == 0
+    other = str(Part(1, 3).path(data, ".checkpoint.json"))
+    resume = ["load", str(data), *common, "--part", "2/3", "--resume", "--checkpoint", other]
+    assert main(resume) == EXIT_USAGE
+    assert "the checkpoint is for part-1-of-3, not part-2-of-3" in capsys.readouterr().err
+
     # A part that never ran (its checkpoint is missing) is named.
     Part(1, 3).path(data, ".checkpoint.json").unlink()
     assert main(check) == EXIT_MISMATCH
@@ -299,3 +308,35 @@ def test_export_in_three_parts_then_check(
     Part(2, 3).path(out, ".checkpoint.json").unlink()
     assert main(check) == EXIT_MISMATCH
     assert "part 2/3: no" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ the docs
+
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "native-export.md"
+
+
+async def test_docs_library_example_runs(moto_server: LocalServer) -> None:
+    match = re.search(
+        r"<!-- example: native-library -->\n```python\n(.*?)```", PAGE.read_text(), re.S
+    )
+    assert match is not None
+    table, copy, bucket = unique("orders"), unique("copy"), unique("bkt")
+    code = match.group(1).replace('"OrdersCopy"', repr(copy)).replace('"Orders"', repr(table))
+    async with client(moto_server) as db:
+        orders = await db.create_table(table, partition_key="PK", sort_key="SK")
+        rows = [{"PK": "C#1", "SK": f"O#{i}", "total": Decimal(i) / 4} for i in range(3)]
+        await orders.batch_write(puts=rows)
+        async with orders.s3() as s3:
+            await s3.client.create_bucket(Bucket=bucket)
+        namespace: dict[str, Any] = {}
+        source = f"async def run(db, bucket):\n{textwrap.indent(code, '    ')}\n    return locals()"
+        exec(compile(source, "docs/native-export.md", "exec", dont_inherit=True), namespace)
+        done = await namespace["run"](db, bucket)
+        assert sorted(done["items"], key=lambda i: i["SK"]) == rows
+        assert (done["copy"].status, done["copy"].imported, done["copy"].errors) == (
+            "COMPLETED",
+            3,
+            0,
+        )
+        assert sorted([i async for i in db.table(copy).scan()], key=lambda i: i["SK"]) == rows

@@ -362,3 +362,20 @@ async def test_scan_of_a_part_sends_its_segments(
     assert sent == [(4, 6), (5, 6)]
     with pytest.raises(ConfigurationError, match="needs segments"):
         table.scan(part=(0, 2))  # type: ignore[call-overload]
+
+
+async def test_export_without_permission_to_read_recovery_lets_the_export_say(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    transport.steps = [
+        answer(described()),
+        error("AccessDeniedException", "not allowed: dynamodb:DescribeContinuousBackups"),
+        error("PointInTimeRecoveryUnavailableException", "PITR is not enabled for table T"),
+    ]
+    with pytest.raises(NativeTransferError, match="point-in-time recovery is not available"):
+        await client.table("T").export_to_s3("s3://bkt/p")
+    assert transport.operations == [
+        "DescribeTable",
+        "DescribeContinuousBackups",
+        "ExportTableToPointInTime",
+    ]

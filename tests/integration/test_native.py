@@ -340,3 +340,79 @@ async def test_docs_library_example_runs(moto_server: LocalServer) -> None:
             0,
         )
         assert sorted([i async for i in db.table(copy).scan()], key=lambda i: i["SK"]) == rows
+
+
+# ------------------------------------------------------------------------------ AWS's layout
+
+
+async def test_reads_an_export_by_its_manifests_as_aws_writes_it(moto_server: LocalServer) -> None:
+    """AWS writes manifests (moto does not): the data files and their counts come from them,
+    and a count that does not match fails the read instead of leaving a short copy."""
+    bucket = unique("bkt")
+    items = make_items(50)
+    root = "exp/AWSDynamoDB/01700000000000-abcdef12"
+    async with client(moto_server) as db, db.table("any").s3() as s3:
+        await s3.client.create_bucket(Bucket=bucket)
+        files = []
+        for n, chunk in enumerate((items[:20], items[20:])):
+            key = f"{root}/data/file{n}.json.gz"
+            await s3.put(bucket, key, gzip.compress(b"".join(ddb_json_line(i) for i in chunk)))
+            files.append({"itemCount": len(chunk), "dataFileS3Key": key})
+        # A stray file under data/ that no manifest names is not read.
+        await s3.put(bucket, f"{root}/data/stray.json.gz", gzip.compress(b""))
+        manifest = b"".join(json.dumps(f).encode() + b"\n" for f in files)
+        await s3.put(bucket, f"{root}/manifest-files.json", manifest)
+        summary = {"manifestFilesS3Key": f"{root}/manifest-files.json", "itemCount": 50}
+        await s3.put(bucket, f"{root}/manifest-summary.json", json.dumps(summary).encode())
+
+        def export(count: int) -> asyncdyn.native.NativeExport:
+            return asyncdyn.native.NativeExport.from_description(
+                {
+                    "ExportArn": "arn:aws:dynamodb:us-east-1:1:table/T/export/" + root[-23:],
+                    "ExportStatus": "COMPLETED",
+                    "S3Bucket": bucket,
+                    "S3Prefix": "exp",
+                    "ItemCount": count,
+                    "ExportManifest": f"{root}/manifest-summary.json",
+                }
+            )
+
+        assert [f.key for f in await s3.data_files(export(50))] == [
+            f["dataFileS3Key"] for f in files
+        ]
+        got = [item async for batch in s3.export_items(export(50)) for item in batch]
+        assert sorted(got, key=lambda i: i["PK"]) == items
+        with pytest.raises(
+            NativeTransferError, match="50 items read from S3, DynamoDB exported 51"
+        ):
+            async for _ in s3.export_items(export(51)):
+                pass
+
+        # A data file shorter than its manifest says.
+        files[1]["itemCount"] = 31
+        manifest = b"".join(json.dumps(f).encode() + b"\n" for f in files)
+        await s3.put(bucket, f"{root}/manifest-files.json", manifest)
+        with pytest.raises(NativeTransferError, match="30 items read, the manifest says 31"):
+            async for _ in s3.export_items(export(50)):
+                pass
+
+
+async def test_two_exports_under_one_prefix_without_manifests_are_refused(
+    moto_server: LocalServer,
+) -> None:
+    bucket = unique("bkt")
+    async with client(moto_server) as db, db.table("any").s3() as s3:
+        await s3.client.create_bucket(Bucket=bucket)
+        for folder in ("a", "b"):
+            await s3.put(bucket, f"p/AWSDynamoDB/{folder}/data/x.gz", gzip.compress(b""))
+        export = asyncdyn.native.NativeExport.from_description(
+            {
+                "ExportArn": "arn:x/export/c",
+                "ExportStatus": "COMPLETED",
+                "S3Bucket": bucket,
+                "S3Prefix": "p",
+            }
+        )
+        with pytest.raises(NativeTransferError, match="holds 2 exports") as refused:
+            await s3.data_files(export)
+        assert refused.value.code == "AmbiguousExport"

@@ -16,6 +16,7 @@ import pytest
 import asyncdyn
 from asyncdyn import Client, ConfigurationError, NativeTransferError
 from asyncdyn.batch import key_identity
+from asyncdyn.cli import main
 from asyncdyn.loading import InputError, Part, parse_part, part_of_key
 from asyncdyn.marshal import decoder, encode_key
 from asyncdyn.native import (
@@ -379,3 +380,65 @@ async def test_export_without_permission_to_read_recovery_lets_the_export_say(
         "DescribeContinuousBackups",
         "ExportTableToPointInTime",
     ]
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["load", "f.jsonl", "--native", "s3://bkt/x"], "give FILE or --native, not both"),
+        (["load", "--native", "s3://bkt/x"], "give its key with --create-table"),
+        (
+            ["load", "--native", "s3://bkt/x", "--create-table", "PK", "--format", "jsonl"],
+            "ImportTable reads ddb-json, csv or ion",
+        ),
+        (["load", "f.jsonl", "--format", "ion"], "--format ion is for --native"),
+        (["load"], "load needs FILE"),
+        (["load", "f.jsonl", "--parts", "3"], "--parts goes with --check"),
+        (["load", "f.jsonl", "--check", "--part", "0/3"], "give --parts N, not --part"),
+        (["load", "f.jsonl", "--check"], "--check needs --parts N"),
+        (["export", "--native", "s3://bkt/x", "--incremental"], "--incremental needs --from"),
+        (
+            [
+                "export",
+                "--native",
+                "s3://bkt/x",
+                "--incremental",
+                "--from",
+                "2026-12-01T00:00",
+                "--to",
+                "2026-12-01T01:00Z",
+            ],
+            "has no time zone",
+        ),
+        (
+            [
+                "export",
+                "--native",
+                "s3://bkt/x",
+                "--incremental",
+                "--from",
+                "2026-12-01T00:00Z",
+                "--to",
+                "2026-12-03T00:00Z",
+            ],
+            "15 minutes to 24 hours",
+        ),
+        (["export", "--native", "s3://bkt/x", "--from", "2026-12-01T00:00Z"], "go with"),
+        (
+            ["export", "--native", "s3://bkt/x", "--format", "ION", "--download", "o.jsonl"],
+            "DYNAMODB_JSON exports only",
+        ),
+        (["export", "--native", "s3://bkt/x", "--part", "0/2"], "a --native one is DynamoDB's"),
+        (["export", "--part", "0/2"], "--part needs --out"),
+        (["export", "--format", "ION"], "a format of --native exports"),
+        (["export", "--check", "--parts", "2"], "--check needs --out"),
+    ],
+)
+def test_the_command_refuses_bad_combinations_before_any_request(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--table", "Tbl", "--endpoint-url", "http://127.0.0.1:9"]) == 2
+    assert message in capsys.readouterr().err

@@ -116,6 +116,7 @@ _NO_RICH = "asyncdyn: the command line needs rich: pip install 'asyncdyn[cli]'\n
 _CHECKPOINT_EVERY = 1.0
 _YIELD_EVERY = 256  # rows read between two turns of the event loop
 _REFRESH_EVERY = 0.2
+_HEARTBEAT = 60.0  # seconds between two progress lines of a native job that shows no change
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1000,9 +1001,10 @@ def _when(text: str | None, flag: str) -> datetime:
 
 
 def _native_progress(console: Console, what: str, off: bool) -> Callable[[Any], None]:
-    """A progress line per state DescribeExport / DescribeImport reports (when it changes)."""
+    """A progress line per state DescribeExport / DescribeImport reports: when it changes,
+    and at least once a minute while it does not (an export runs for minutes to hours)."""
     started = time.monotonic()
-    last: list[str] = []
+    last: list[Any] = ["", 0.0]
 
     def show(state: Any) -> None:
         figures = (
@@ -1011,9 +1013,10 @@ def _native_progress(console: Console, what: str, off: bool) -> Callable[[Any], 
             else f"{state.item_count or 0:,} items"
         )
         line = f"{what}: {state.status}, {figures}"
-        if not off and last != [line]:
-            console.print(f"{line} ({time.monotonic() - started:.0f} s)")
-        last[:] = [line]
+        now = time.monotonic()
+        if not off and (line != last[0] or now - last[1] >= _HEARTBEAT):
+            console.print(f"{line} ({now - started:.0f} s)")
+            last[:] = [line, now]
 
     return show
 

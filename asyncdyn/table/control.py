@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -159,7 +160,8 @@ class Control(TableCore):
         ``url`` is ``s3://bucket/prefix``. The table needs point-in-time recovery: when it is
         off, ``enable_recovery=True`` turns it on, else ``NativeTransferError``
         (``code="PointInTimeRecoveryOff"``) says so before anything starts. ``incremental``
-        exports only the changes of a period. With ``wait`` (the default), DescribeExport is
+        exports only the changes of a period. ``token`` (default: a fresh one) makes a resent
+        request start one export. With ``wait`` (the default), DescribeExport is
         polled (pauses growing to 30 s; ``on_progress`` sees each state) until the export
         ends; a failed one raises ``NativeTransferError``. Read the items back with
         ``async with table.s3() as s3: async for batch in s3.export_items(export)``.
@@ -172,7 +174,9 @@ class Control(TableCore):
             format=format,
             incremental=incremental,
             bucket_owner=bucket_owner,
-            token=token,
+            # Always a token: the dispatcher resends a control-plane call whose answer was
+            # lost, and DynamoDB starts one export per token, not one per request.
+            token=token or uuid.uuid4().hex,
         )
         try:
             recovery = await self.point_in_time_recovery()
@@ -292,7 +296,7 @@ class Control(TableCore):
             compression=compression,
             csv_delimiter=csv_delimiter,
             csv_header=csv_header,
-            token=token,
+            token=token or uuid.uuid4().hex,  # one import per token, however often resent
         )
         data = await self._call("ImportTable", request)
         job = NativeImport.from_description(data["ImportTableDescription"], self.name)

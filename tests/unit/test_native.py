@@ -442,3 +442,32 @@ def test_the_command_refuses_bad_combinations_before_any_request(
 ) -> None:
     assert main([*argv, "--table", "Tbl", "--endpoint-url", "http://127.0.0.1:9"]) == 2
     assert message in capsys.readouterr().err
+
+
+async def test_a_resent_export_or_import_carries_one_token(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    """The dispatcher resends a control-plane call whose answer was lost: the token makes
+    DynamoDB start one job for both requests."""
+    lost = error("InternalServerError", "answer lost", status=500)
+    transport.steps = [
+        answer(described()),
+        answer(recovery("ENABLED")),
+        lost,
+        answer(export_state("COMPLETED", 1)),
+    ]
+    await client.table("T").export_to_s3("s3://bkt/p", wait=False)
+    first, second = (p["ClientToken"] for p in transport.payloads[2:4])
+    assert first == second and len(first) == 32
+    transport.requests.clear()
+    transport.steps = [
+        error("ResourceNotFoundException", "no table"),
+        lost,
+        answer({"ImportTableDescription": {"ImportArn": "a", "ImportStatus": "IN_PROGRESS"}}),
+    ]
+    await client.table("New").import_from_s3(
+        "s3://bkt/in", partition_key="PK", compression="NONE", wait=False
+    )
+    assert transport.operations == ["DescribeTable", "ImportTable", "ImportTable"]
+    first, second = (p["ClientToken"] for p in transport.payloads[1:3])
+    assert first == second

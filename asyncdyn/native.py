@@ -26,7 +26,6 @@ that holds this one export.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import re
 import time
 import zlib
@@ -51,6 +50,9 @@ __all__ = [
     "NativeImport",
     "S3Files",
     "S3Location",
+    "compression_of",
+    "export_request",
+    "import_request",
     "parse_s3_url",
     "poll",
     "s3_endpoint_for",
@@ -464,6 +466,7 @@ class S3Files:
         return data
 
     async def put(self, bucket: str, key: str, data: bytes) -> None:
+        """Write an object (a file for ImportTable to read, say)."""
         try:
             await self.client.put_object(Bucket=bucket, Key=key, Body=data)
         except Exception as exc:
@@ -614,8 +617,3 @@ class S3Files:
                 code="ItemCountMismatch",
                 arn=export.arn,
             )
-
-
-def gzip_lines(lines: list[bytes]) -> bytes:
-    """``lines`` as one gzip member (what ImportTable reads with GZIP compression)."""
-    return gzip.compress(b"".join(lines))

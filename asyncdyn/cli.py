@@ -1211,6 +1211,19 @@ async def check_load(
                     keys[index].add(_digest(identity))
             expected = sum(len(k) for k in keys)
             held = await db.table(args.table).count()
+            if held != expected and not problems:
+                # Which part's keys are missing: read each part's keys back (only now, on a
+                # mismatch, as it costs a read of every key).
+                rows = read_rows(stream, fmt, key, csv_types=csv_types)
+                missing = await _missing_keys(db, args.table, rows, names, rejected, len(parts))
+                for part in parts:
+                    lost = missing[part.index]
+                    if lost:
+                        problems.append(
+                            f"part {part}: {len(lost):,} of its {len(keys[part.index]):,} keys "
+                            f"are not in table {args.table} (first: {lost[0]}); rerun it "
+                            f"without --resume"
+                        )
         for part in parts:
             console.print(
                 f"part {part}: {lines[part.index]:,} rows, {len(keys[part.index]):,} distinct "
@@ -1228,6 +1241,31 @@ async def check_load(
     for problem in problems:
         _error(console, problem)
     return EXIT_MISMATCH if problems else EXIT_OK
+
+
+async def _missing_keys(
+    db: Client,
+    table: str,
+    rows: Iterator[Row],
+    names: list[str],
+    rejected: set[int],
+    parts: int,
+) -> list[list[dict[str, Any]]]:
+    """Per part, the keys of the written input rows that the table does not hold."""
+    wanted: list[dict[bytes, dict[str, Any]]] = [{} for _ in range(parts)]
+    for row in rows:
+        if row.item is None or row.line in rejected:
+            continue
+        key = {n: row.item[n] for n in names}
+        with contextlib.suppress(ValueError, TypeError):
+            identity = key_identity(encode_key(key), names)
+            wanted[part_of_key(identity, parts)].setdefault(_digest(identity), key)
+    missing: list[list[dict[str, Any]]] = []
+    for keys in wanted:
+        listed = list(keys.values())
+        found = await db.table(table).batch_get(listed, attributes=names)
+        missing.append([k for k, item in zip(listed, found, strict=True) if item is None])
+    return missing
 
 
 def _export_record_path(out: Path) -> Path:

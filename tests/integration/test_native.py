@@ -124,6 +124,23 @@ def test_native_export_downloads_the_table(
     assert main(["export", "--out", str(scanned), *common]) == EXIT_OK
     assert {row["PK"]: row for row in read_jsonl(scanned)} == downloaded
 
+    # DynamoDB JSON download (another prefix: one export per prefix without manifests),
+    # loaded back by `asyncdyn load --format ddb-json` into a copy: the same items.
+    ddb = tmp_path / "native.ddb.jsonl"
+    again = ["export", "--native", url + "-2", "--format", "ddb-json", "--download", str(ddb)]
+    assert main([*again, *common]) == EXIT_OK
+    assert all(set(json.loads(line)) == {"Item"} for line in ddb.read_text().splitlines())
+    copy = unique("copy")
+    copy_args = ["--table", copy, "--endpoint-url", moto_server.endpoint_url, "--no-progress"]
+    load = ["load", str(ddb), "--format", "ddb-json", "--create-table", "PK:S,SK:N"]
+    assert main([*load, *copy_args]) == EXIT_OK
+
+    async def copied() -> list[dict[str, Any]]:
+        async with client(moto_server) as db:
+            return [item async for item in db.table(copy).scan()]
+
+    assert sorted(asyncio.run(copied()), key=lambda i: i["PK"]) == items
+
 
 def test_native_import_creates_a_new_table(
     moto_server: LocalServer, capsys: pytest.CaptureFixture[str], local_env: None

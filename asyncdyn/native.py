@@ -44,6 +44,7 @@ from .marshal import Decoder, NumberMode, decoder
 __all__ = [
     "DataFile",
     "ExportFormat",
+    "Gunzip",
     "ImportFormat",
     "IncrementalPeriod",
     "NativeExport",
@@ -384,6 +385,33 @@ def _decode_line(line: bytes, incremental: bool, where: str, decode: Decoder) ->
         ) from None
 
 
+class Gunzip:
+    """Incremental gzip decompression of a stream of chunks, across members: a gzip file may
+    be several members one after the other (``cat a.gz b.gz``), and each must be read."""
+
+    __slots__ = ("_inflate",)
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(wbits=31)
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The bytes ``chunk`` decompresses to (``zlib.error`` when it is not gzip)."""
+        out = []
+        while chunk:
+            out.append(self._inflate.decompress(chunk))
+            if not self._inflate.eof:
+                break
+            chunk = self._inflate.unused_data  # the start of the next member, if any
+            if chunk:
+                self._inflate = zlib.decompressobj(wbits=31)
+        return b"".join(out)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the stream ended at the end of a member (not cut short)."""
+        return self._inflate.eof
+
+
 class S3Files:
     """An S3 client (aiobotocore) on the DynamoDB client's endpoint, region and credentials.
 
@@ -520,7 +548,7 @@ class S3Files:
         except Exception as exc:
             raise self._failure(exc, bucket, file.key) from exc
         gzipped = file.key.endswith(".gz")
-        inflate = zlib.decompressobj(wbits=31) if gzipped else None
+        inflate = Gunzip() if gzipped else None
         rest = b""
         count = 0
         body = answer["Body"]
@@ -530,7 +558,7 @@ class S3Files:
                 if not chunk:
                     break
                 try:
-                    text = inflate.decompress(chunk) if inflate is not None else chunk
+                    text = inflate.feed(chunk) if inflate is not None else chunk
                 except zlib.error as exc:
                     raise NativeTransferError(f"{where}: {exc}", code="BadData") from None
                 lines = (rest + text).split(b"\n")
@@ -543,7 +571,7 @@ class S3Files:
                 count += len(items)
                 if items:
                     yield items
-        if inflate is not None and not inflate.eof:
+        if inflate is not None and not inflate.complete:
             raise NativeTransferError(f"{where}: the gzip stream is cut short", code="BadData")
         if rest.strip():
             count += 1

@@ -3,6 +3,7 @@ requests, the order of control-plane calls (scripted), key hashing into parts.""
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from asyncdyn.cli import main
 from asyncdyn.loading import InputError, Part, parse_part, part_of_key
 from asyncdyn.marshal import decoder, encode_key
 from asyncdyn.native import (
+    Gunzip,
     IncrementalPeriod,
     NativeExport,
     S3Location,
@@ -471,3 +473,13 @@ async def test_a_resent_export_or_import_carries_one_token(
     assert transport.operations == ["DescribeTable", "ImportTable", "ImportTable"]
     first, second = (p["ClientToken"] for p in transport.payloads[1:3])
     assert first == second
+
+
+def test_gunzip_reads_every_member_in_any_chunking() -> None:
+    data = gzip.compress(b"one\ntwo\n") + gzip.compress(b"three\n")
+    for size in (1, 7, len(data)):
+        inflate = Gunzip()
+        out = b"".join(inflate.feed(data[i : i + size]) for i in range(0, len(data), size))
+        assert out == b"one\ntwo\nthree\n" and inflate.complete
+    cut = Gunzip()
+    assert cut.feed(data[:-4]).startswith(b"one\ntwo\n") and not cut.complete

@@ -61,7 +61,7 @@ from .loading import (
     read_rows,
 )
 from .marshal import encode_key
-from .native import ExportFormat, ImportFormat, IncrementalPeriod, NativeImport
+from .native import ExportFormat, ImportFormat, IncrementalPeriod, NativeImport, parse_s3_url
 from .runner import run
 from .schema import KeySchema
 
@@ -102,7 +102,8 @@ _EXIT_CODES = f"""exit status:
   {EXIT_ERROR}    unexpected error, or a needed extra is not installed (rich: asyncdyn[cli];
        moto's server for `local`: asyncdyn[local])
   {EXIT_USAGE}    usage: bad arguments or specs, unreadable input, checkpoint of another file,
-       table exists with another key than --create-table
+       table exists with another key than --create-table, --native import into an
+       existing table
   {EXIT_DYNAMODB}    DynamoDB: table missing, credentials, region, access denied, server
        unreachable
   {EXIT_REJECTED}    load: every good row written, but rows were rejected (see the rejects file)
@@ -181,8 +182,6 @@ def _positive_rate(text: str) -> float:
 
 
 def _s3_url(text: str) -> str:
-    from .native import parse_s3_url
-
     try:
         parse_s3_url(text)
     except ConfigurationError as exc:

@@ -54,6 +54,7 @@ __all__ = [
     "InvalidExpression",
     "InvalidItem",
     "InvalidTransaction",
+    "NativeTransferError",
     "OutcomeUnknown",
     "RequestTimeout",
     "ResourceInUse",
@@ -336,6 +337,21 @@ class StreamNotEnabled(AsyncDynError):
     def __init__(self, table: str) -> None:
         self.table = table
         super().__init__(f"table {table!r} has no stream enabled")
+
+
+class NativeTransferError(AsyncDynError):
+    """A DynamoDB export to S3 or import from S3 could not start, or did not complete
+    (``asyncdyn.native``). ``table`` names the table, ``arn`` the export or import when one
+    was started, ``code`` the reason in one word (``PointInTimeRecoveryOff``, ``TableExists``,
+    ``NoData``, ``Failed``, ``ItemCountMismatch``...)."""
+
+    def __init__(
+        self, message: str, *, code: str, table: str | None = None, arn: str | None = None
+    ) -> None:
+        self.code = code
+        self.table = table
+        self.arn = arn
+        super().__init__(message)
 
 
 class ResourceInUse(_NamedResource):

@@ -9,6 +9,8 @@
 * :class:`Checkpoint` stores that prefix next to the input; :class:`Rejects` writes bad rows
   with their line number and reason.
 * :func:`json_line` and :func:`ddb_json_line` write items out exactly.
+* :class:`Part` splits one load or export over n processes or machines (``--part i/n``):
+  input rows by a stable hash of their key, scan segments by range; :func:`part_of_key`.
 
 No I/O with DynamoDB here: the command (``asyncdyn.cli``) drives the client.
 """
@@ -36,8 +38,10 @@ from .marshal import encode_item
 __all__ = [
     "FORMATS",
     "Checkpoint",
+    "ExportRecord",
     "InputError",
     "KeyAttribute",
+    "Part",
     "Rejects",
     "Row",
     "Watermark",
@@ -47,6 +51,8 @@ __all__ = [
     "json_line",
     "parse_csv_types",
     "parse_key_spec",
+    "parse_part",
+    "part_of_key",
     "read_rows",
 ]
 
@@ -574,7 +580,8 @@ class Checkpoint:
     """Where a load may resume: every row up to ``line`` (byte ``offset``) is settled.
 
     ``rejected`` counts the rejected rows within that prefix; ``check`` is a digest of the
-    bytes just before ``offset``, so a checkpoint is not applied to another file.
+    bytes just before ``offset``, so a checkpoint is not applied to another file. ``part``
+    is the share of the input this load writes (``"part-0-of-3"``; ``""``: all of it).
     """
 
     input: str
@@ -584,6 +591,7 @@ class Checkpoint:
     offset: int = 0
     rejected: int = 0
     check: str = ""
+    part: str = ""
 
     @staticmethod
     def digest(stream: IO[bytes], offset: int) -> str:
@@ -593,6 +601,7 @@ class Checkpoint:
 
     def save(self, path: Path) -> None:
         record = {"version": _CHECKPOINT_VERSION, **{f: getattr(self, f) for f in _FIELDS}}
+        record["part"] = self.part
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
         os.replace(temporary, path)  # a crash mid-write leaves the previous checkpoint whole
@@ -603,16 +612,21 @@ class Checkpoint:
             record = orjson.loads(path.read_bytes())
             if record.get("version") != _CHECKPOINT_VERSION:
                 raise ValueError(f"version {record.get('version')!r}")
-            checkpoint = cls(**{f: record[f] for f in _FIELDS})
+            # ``part`` came later: a checkpoint without one covers the whole input.
+            checkpoint = cls(**{f: record[f] for f in _FIELDS}, part=record.get("part", ""))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read checkpoint {path}: {exc}") from None
         return checkpoint
 
-    def verify(self, stream: IO[bytes], table: str, fmt: str) -> None:
+    def verify(self, stream: IO[bytes], table: str, fmt: str, part: str = "") -> None:
         """Raise :class:`InputError` unless this checkpoint belongs to this load."""
         if (self.table, self.format) != (table, fmt):
             raise InputError(
                 f"the checkpoint is for table {self.table!r} ({self.format}), not {table!r} ({fmt})"
+            )
+        if self.part != part:
+            raise InputError(
+                f"the checkpoint is for {self.part or 'the whole input'}, not {part or 'all of it'}"
             )
         size = os.fstat(stream.fileno()).st_size
         if self.offset > size or self.digest(stream, self.offset) != self.check:
@@ -675,6 +689,102 @@ class Rejects:
 
     def __len__(self) -> int:
         return len(self.lines)
+
+
+# ------------------------------------------------------------------------------ parts
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Share ``index`` (0 to ``count`` - 1) of a job split over ``count`` processes or
+    machines: the input rows whose key hashes to it, or its range of scan segments."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise InputError(f"part {self.index}/{self.count}: i must be 0 to {self.count - 1}")
+
+    @property
+    def label(self) -> str:
+        """``part-1-of-3``: in the name of the part's checkpoint and output files."""
+        return f"part-{self.index}-of-{self.count}"
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def segments(self, per_part: int) -> range:
+        """The scan segments of this part when each part scans ``per_part`` of them: the
+        whole scan has ``count * per_part`` segments, and parts take consecutive ranges."""
+        return range(self.index * per_part, (self.index + 1) * per_part)
+
+    def holds(self, identity: Sequence[str]) -> bool:
+        """Whether the key ``identity`` (``batch.key_identity``) belongs to this part."""
+        return part_of_key(identity, self.count) == self.index
+
+    def path(self, path: Path, suffix: str = "") -> Path:
+        """``items.jsonl`` -> ``items.part-1-of-3.jsonl`` (+ ``suffix``): each part's file
+        next to the others, never one part's file taken for another's."""
+        stem, dot, ext = path.name.partition(".")
+        name = f"{stem}.{self.label}{dot}{ext}" if dot else f"{stem}.{self.label}"
+        return path.with_name(name + suffix)
+
+
+@dataclass(slots=True)
+class ExportRecord:
+    """What one part of a split export wrote, saved next to its output once it is complete:
+    its scan segments (``first_segment`` to ``first_segment + segments - 1`` of
+    ``total_segments``) and how many items went to ``output``."""
+
+    table: str
+    part: str
+    first_segment: int
+    segments: int
+    total_segments: int
+    items: int
+    output: str
+
+    def save(self, path: Path) -> None:
+        record = {"version": _CHECKPOINT_VERSION, **{f: getattr(self, f) for f in _RECORD}}
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: Path) -> ExportRecord:
+        try:
+            record = orjson.loads(path.read_bytes())
+            if record.get("version") != _CHECKPOINT_VERSION:
+                raise ValueError(f"version {record.get('version')!r}")
+            return cls(**{f: record[f] for f in _RECORD})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from None
+
+
+_RECORD = ("table", "part", "first_segment", "segments", "total_segments", "items", "output")
+
+
+def parse_part(text: str) -> Part:
+    """``"1/3"`` -> ``Part(1, 3)``; :class:`InputError` otherwise."""
+    index, sep, count = text.partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+        raise InputError(f"--part {text!r}: expected i/n, e.g. 0/3 (parts are 0 to n-1)")
+    if int(count) < 1:
+        raise InputError(f"--part {text!r}: n must be at least 1")
+    return Part(int(index), int(count))
+
+
+def part_of_key(identity: Sequence[str], count: int) -> int:
+    """The part (0 to ``count`` - 1) a key belongs to: a SHA-256 of its identity, so that
+    every process and every machine, whatever its Python and ``PYTHONHASHSEED``, agrees."""
+    digest = hashlib.sha256()
+    for value in identity:
+        data = value.encode("utf-8", "surrogatepass")
+        # Length-prefixed: ("a#", "b") and ("a", "#b") are two keys, two digests.
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    return int.from_bytes(digest.digest()[:8], "big") % count
 
 
 # ------------------------------------------------------------------------------ export

@@ -9,6 +9,7 @@
 - ``listing``: ``query``, ``query_page``, ``count``
 - ``parallel``: ``scan`` (parallel with ``segments``), ``query_partitions`` and its pages
 - ``control``: ``wait_until_active``, ``enable_stream``, ``enable_ttl``, ``describe_ttl``
+  and DynamoDB's own S3 jobs: ``export_to_s3``, ``import_from_s3``, ``s3`` (``asyncdyn.native``)
 
 Each family is a class of its own over ``TableCore``; ``Table`` only puts them together, so
 every method is written and documented once, in the module of its concept.

@@ -1,17 +1,42 @@
-"""The control plane of one table: waiting until it is active, streams and TTL settings."""
+"""The control plane of one table: waiting until it is active, streams and TTL settings,
+and DynamoDB's own export to S3 and import from S3 (``asyncdyn.native``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import (
+    AccessDenied,
     ConfigurationError,
+    NativeTransferError,
+    ServiceError,
     TableNotFound,
 )
+from ..native import (
+    Compression,
+    ExportFormat,
+    ImportFormat,
+    IncrementalPeriod,
+    NativeExport,
+    NativeImport,
+    S3Files,
+    S3Location,
+    compression_of,
+    export_request,
+    import_request,
+    parse_s3_url,
+    poll,
+)
 from ..schema import (
+    BillingMode,
+    GlobalIndex,
+    KeySpec,
     StreamView,
+    create_table_request,
 )
 from .core import (
     TableCore,
@@ -85,3 +110,216 @@ class Control(TableCore):
         data = await self._call("DescribeTimeToLive", {"TableName": self.name})
         description: dict[str, Any] = data.get("TimeToLiveDescription", {})
         return description
+
+    # -- DynamoDB's own export and import (asyncdyn.native) -------------------------------
+
+    def s3(self, *, concurrency: int = 8) -> S3Files:
+        """An S3 client on this client's endpoint, region and credentials (``async with``)."""
+        client = self._client
+        return S3Files(
+            region=client.region,
+            endpoint_url=client.endpoint_url,
+            # The dispatcher's provider: S3 is signed with the very credentials DynamoDB is.
+            credentials=client._dispatcher._credentials,
+            concurrency=concurrency,
+            numbers=client._numbers,
+        )
+
+    async def point_in_time_recovery(self) -> bool:
+        """Whether point-in-time recovery (which an export to S3 needs) is on."""
+        data = await self._call("DescribeContinuousBackups", {"TableName": self.name})
+        description = data.get("ContinuousBackupsDescription") or {}
+        recovery = description.get("PointInTimeRecoveryDescription") or {}
+        return recovery.get("PointInTimeRecoveryStatus") == "ENABLED"
+
+    async def enable_point_in_time_recovery(self) -> None:
+        """Turn on point-in-time recovery (it is billed by table size)."""
+        await self._call(
+            "UpdateContinuousBackups",
+            {
+                "TableName": self.name,
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            },
+        )
+
+    async def export_to_s3(
+        self,
+        url: str | S3Location,
+        *,
+        format: ExportFormat = "DYNAMODB_JSON",
+        incremental: IncrementalPeriod | None = None,
+        enable_recovery: bool = False,
+        bucket_owner: str | None = None,
+        token: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        on_progress: Callable[[NativeExport], None] | None = None,
+    ) -> NativeExport:
+        """Export the table to S3 with ExportTableToPointInTime (no read capacity used).
+
+        ``url`` is ``s3://bucket/prefix``. The table needs point-in-time recovery: when it is
+        off, ``enable_recovery=True`` turns it on, else ``NativeTransferError``
+        (``code="PointInTimeRecoveryOff"``) says so before anything starts. ``incremental``
+        exports only the changes of a period. ``token`` (default: a fresh one) makes a resent
+        request start one export. With ``wait`` (the default), DescribeExport is
+        polled (pauses growing to 30 s; ``on_progress`` sees each state) until the export
+        ends; a failed one raises ``NativeTransferError``. Read the items back with
+        ``async with table.s3() as s3: async for batch in s3.export_items(export)``.
+        """
+        location = parse_s3_url(url) if isinstance(url, str) else url
+        description = await self.describe()
+        request = export_request(
+            str(description["TableArn"]),
+            location,
+            format=format,
+            incremental=incremental,
+            bucket_owner=bucket_owner,
+            # Always a token: the dispatcher resends a control-plane call whose answer was
+            # lost, and DynamoDB starts one export per token, not one per request.
+            token=token or uuid.uuid4().hex,
+        )
+        try:
+            recovery = await self.point_in_time_recovery()
+        except AccessDenied:
+            # A role may export without dynamodb:DescribeContinuousBackups: the export
+            # itself then says whether recovery is on.
+            recovery = True
+        if not recovery:
+            if not enable_recovery:
+                raise NativeTransferError(
+                    f"table {self.name!r}: point-in-time recovery is off, and an export to S3 "
+                    "needs it: turn it on (enable_recovery=True, `asyncdyn export --native "
+                    "... --enable-pitr`, or `aws dynamodb update-continuous-backups`)",
+                    code="PointInTimeRecoveryOff",
+                    table=self.name,
+                )
+            await self.enable_point_in_time_recovery()
+        try:
+            data = await self._call("ExportTableToPointInTime", request)
+        except ServiceError as exc:
+            if exc.code.startswith("PointInTimeRecoveryUnavailable"):
+                raise NativeTransferError(
+                    f"table {self.name!r}: point-in-time recovery is not available yet "
+                    f"({exc.message}); try again in a few minutes",
+                    code="PointInTimeRecoveryOff",
+                    table=self.name,
+                ) from exc
+            raise
+        export = NativeExport.from_description(data["ExportDescription"])
+        if not wait:
+            return export
+        export = await poll(
+            lambda: self.describe_export(export.arn),
+            lambda state: state.done,
+            on_progress=on_progress,
+            timeout=timeout,
+            what=f"export {export.arn}",
+        )
+        if export.status != "COMPLETED":
+            raise NativeTransferError(
+                f"export of table {self.name!r} to {location} is {export.status}: "
+                f"{export.failure or 'no reason given'}",
+                code="Failed",
+                table=self.name,
+                arn=export.arn,
+            )
+        return export
+
+    async def describe_export(self, arn: str) -> NativeExport:
+        """DescribeExport of an export of this table (or any other: ``arn`` decides)."""
+        data = await self._call("DescribeExport", {"ExportArn": arn})
+        return NativeExport.from_description(data["ExportDescription"])
+
+    async def import_from_s3(
+        self,
+        url: str | S3Location,
+        *,
+        partition_key: KeySpec,
+        sort_key: KeySpec | None = None,
+        indexes: Iterable[GlobalIndex] = (),
+        format: ImportFormat = "DYNAMODB_JSON",
+        compression: Compression | None = None,
+        csv_delimiter: str | None = None,
+        csv_header: list[str] | None = None,
+        billing: BillingMode = "PAY_PER_REQUEST",
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        token: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        on_progress: Callable[[NativeImport], None] | None = None,
+    ) -> NativeImport:
+        """Create this table from the objects under ``url`` with ImportTable.
+
+        ImportTable only creates: an existing table raises ``NativeTransferError``
+        (``code="TableExists"``) before anything is sent. ``compression`` defaults to what
+        the object names say (all ``.gz``: GZIP, all ``.zst``: ZSTD, else NONE); no object
+        under the prefix raises ``code="NoData"``. With ``wait``, DescribeImport is polled
+        until the import ends; one that FAILED or was CANCELLED raises. Rows DynamoDB could
+        not import are counted in ``errors`` (and logged by AWS to CloudWatch).
+        """
+        location = parse_s3_url(url) if isinstance(url, str) else url
+        table = create_table_request(
+            self.name,
+            partition_key=partition_key,
+            sort_key=sort_key,
+            indexes=list(indexes),
+            billing=billing,
+            read_capacity=read_capacity,
+            write_capacity=write_capacity,
+        )
+        try:
+            await self.describe()
+        except TableNotFound:
+            pass
+        else:
+            raise NativeTransferError(
+                f"table {self.name!r} exists: ImportTable only creates a new table (import "
+                "under another name, or load into it with `asyncdyn load FILE`)",
+                code="TableExists",
+                table=self.name,
+            )
+        if compression is None:
+            async with self.s3() as s3:
+                keys = await s3.keys(location)
+            if not keys:
+                raise NativeTransferError(
+                    f"nothing to import: no object under {location}",
+                    code="NoData",
+                    table=self.name,
+                )
+            compression = compression_of(keys)
+        request = import_request(
+            location,
+            table,
+            format=format,
+            compression=compression,
+            csv_delimiter=csv_delimiter,
+            csv_header=csv_header,
+            token=token or uuid.uuid4().hex,  # one import per token, however often resent
+        )
+        data = await self._call("ImportTable", request)
+        job = NativeImport.from_description(data["ImportTableDescription"], self.name)
+        if not wait:
+            return job
+        job = await poll(
+            lambda: self.describe_import(job.arn),
+            lambda state: state.done,
+            on_progress=on_progress,
+            timeout=timeout,
+            what=f"import {job.arn}",
+        )
+        if job.status != "COMPLETED" and not (job.status == "FAILED" and job.imported):
+            raise NativeTransferError(
+                f"import of {location} into table {self.name!r} is {job.status}: "
+                f"{job.failure or 'no reason given'}",
+                code="Failed",
+                table=self.name,
+                arn=job.arn,
+            )
+        return job
+
+    async def describe_import(self, arn: str) -> NativeImport:
+        """DescribeImport of an import into this table."""
+        data = await self._call("DescribeImport", {"ImportArn": arn})
+        return NativeImport.from_description(data["ImportTableDescription"], self.name)

@@ -72,6 +72,7 @@ class Parallel(Listing):
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
         segments: None = None,
+        part: None = None,
     ) -> ItemIterator: ...
 
     @overload
@@ -86,6 +87,7 @@ class Parallel(Listing):
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
         segments: int,
+        part: tuple[int, int] | None = None,
     ) -> AsyncGenerator[Item, None]: ...
 
     def scan(
@@ -99,6 +101,7 @@ class Parallel(Listing):
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
         segments: int | None = None,
+        part: tuple[int, int] | None = None,
     ) -> ItemIterator | AsyncGenerator[Item, None]:
         """Every item of the table (or index), page after page, prefetching the next page.
 
@@ -107,12 +110,18 @@ class Parallel(Listing):
         a slow consumer holds the segments back (at most three pages each). ``limit`` caps the
         items yielded. Iterate inside ``contextlib.aclosing(...)`` to cancel at once when
         leaving early.
+
+        ``part=(i, n)`` (with ``segments=k``) scans only share i of n of the table: segments
+        i*k to i*k+k-1 of n*k, so that n processes or machines, each scanning its part, read
+        every item exactly once between them (``asyncdyn export --part i/n``).
         """
         _check_limit(limit)
+        if part is not None and segments is None:
+            raise ConfigurationError("scan(part=...) needs segments (the segments per part)")
         if segments is not None:
             _check_segments(segments)
             return self._parallel_scan(
-                segments, filter, attributes, index, limit, consistent, names, values
+                segments, filter, attributes, index, limit, consistent, names, values, part
             )
         request, strip = self._listing(
             key_condition=None,
@@ -369,9 +378,18 @@ class Parallel(Listing):
         consistent: bool,
         names: Mapping[str, str] | None,
         values: Mapping[str, Any] | None,
+        part: tuple[int, int] | None = None,
     ) -> FanOutPlan:
         """One scan request per segment, and the keys that give a segment its position."""
         _check_segments(segments)
+        first, total = 0, segments
+        if part is not None:
+            share, count = part
+            if not 0 <= share < count or count * segments > MAX_SEGMENTS:
+                raise ConfigurationError(
+                    f"part {part!r}: (i, n) with 0 <= i < n and n * segments <= {MAX_SEGMENTS}"
+                )
+            first, total = share * segments, count * segments
         schema = await self._schema_with(index)
         needed = [*schema.names]
         if index is not None:
@@ -387,7 +405,9 @@ class Parallel(Listing):
             names=names,
             values=values,
         )
-        requests = [{**base, "Segment": n, "TotalSegments": segments} for n in range(segments)]
+        requests = [
+            {**base, "Segment": n, "TotalSegments": total} for n in range(first, first + segments)
+        ]
         return FanOutPlan(requests, needed, strip=strip, convert=self._floats())
 
     async def _parallel_scan(
@@ -400,8 +420,11 @@ class Parallel(Listing):
         consistent: bool,
         names: Mapping[str, str] | None,
         values: Mapping[str, Any] | None,
+        part: tuple[int, int] | None = None,
     ) -> AsyncGenerator[Item, None]:
-        plan = await self._segments(segments, filter, attributes, index, consistent, names, values)
+        plan = await self._segments(
+            segments, filter, attributes, index, consistent, names, values, part
+        )
         legs = [Leg(self._fetcher("Scan", request, exact=True)) for request in plan.requests]
         items = plan.run(legs, merge=False, ordered=False, limit=limit)
         async with contextlib.aclosing(items):

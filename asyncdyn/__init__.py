@@ -25,6 +25,7 @@ from .errors import (
     StreamNotEnabled,
     TableNotFound,
     Throttled,
+    ThrottlingReason,
     TransactionCanceled,
     TransactionConflict,
     TransactionInProgress,
@@ -38,6 +39,7 @@ from .errors import (
 )
 from .expressions import Attr, Condition, Key, KeyCondition, Update
 from .fanout import TimeBuckets, WriteSharding
+from .hotkeys import HotKey, HotKeys
 from .model import Design, Raw, field
 from .paging import Page
 from .retry import RetryPolicy
@@ -75,6 +77,8 @@ __all__ = [
     "Design",
     "ExpiredIterator",
     "GlobalIndex",
+    "HotKey",
+    "HotKeys",
     "HttpResponse",
     "InvalidCursor",
     "InvalidExpression",
@@ -104,6 +108,7 @@ __all__ = [
     "TableCheckpoints",
     "TableNotFound",
     "Throttled",
+    "ThrottlingReason",
     "TimeBuckets",
     "TransactionCanceled",
     "TransactionConflict",

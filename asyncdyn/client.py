@@ -31,6 +31,7 @@ from .errors import (
     TableNotFound,
     UnprocessedKeysError,
 )
+from .hotkeys import HotKeys
 from .lean import LeanTransport
 from .marshal import NumberMode, decoder
 from .paging import (
@@ -114,6 +115,8 @@ class Client:
             (0: the gets of one turn of the event loop).
         http: the pooled transport when ``transport`` is not given: ``"lean"`` (asyncio
             protocols and httptools, about half aiohttp's CPU per request) or ``"aiohttp"``.
+        hot_keys: count consumed capacity per partition key value and list the heaviest in
+            ``stats().hot_keys`` (``True``, or a ``HotKeys`` to size it; see docs/hot-keys.md).
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class Client:
         coalesce_gets: bool = False,
         coalesce_window: float = 0.0,
         http: Literal["lean", "aiohttp"] = "lean",
+        hot_keys: bool | HotKeys = False,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -172,6 +176,13 @@ class Client:
             record_capacity=consumed_capacity != "NONE",
         )
         self._consumed_capacity = None if consumed_capacity == "NONE" else consumed_capacity
+        if hot_keys is not False:
+            sketch = HotKeys() if hot_keys is True else hot_keys
+            if not isinstance(sketch, HotKeys):
+                raise ConfigurationError(f"hot_keys must be a bool or a HotKeys, not {hot_keys!r}")
+            # A key declared with table(name, key=...) names the partition key to count by.
+            sketch.bind_schemas(lambda name: getattr(self._tables.get(name), "_key_schema", None))
+            self._dispatcher.stats.hot_keys = sketch
         # Chunk tasks kept ahead of the in-flight limit, so that a slot freed is refilled at once.
         self._window = 2 * max_concurrency
         self._batch = BatchEngine(

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .hotkeys import HotKey, HotKeys
+
 __all__ = ["Stats", "StatsSnapshot"]
 
 
@@ -21,7 +23,9 @@ class StatsSnapshot:
     ``get`` calls served by ``coalesced_batches`` BatchGetItem calls (``coalesce_gets=True``);
     ``resends`` the requests the lean transport moved to a new connection because the pooled
     one it took was seen closed before any byte of the request was written (never a second
-    send: a request that left is never sent again outside the retry policy).
+    send: a request that left is never sent again outside the retry policy); ``hot_keys`` the
+    heaviest partition key values by consumed capacity (``Client(hot_keys=...)``; empty
+    otherwise, see ``asyncdyn.hotkeys``).
     """
 
     requests: Mapping[str, int] = field(default_factory=dict)
@@ -32,6 +36,7 @@ class StatsSnapshot:
     coalesced_gets: int = 0
     coalesced_batches: int = 0
     resends: int = 0
+    hot_keys: tuple[HotKey, ...] = ()
 
     @property
     def total_requests(self) -> int:
@@ -46,6 +51,7 @@ class Stats:
         "coalesced_gets",
         "consumed_capacity",
         "errors",
+        "hot_keys",
         "requests",
         "resends",
         "retries",
@@ -61,6 +67,8 @@ class Stats:
         self.coalesced_gets = 0
         self.coalesced_batches = 0
         self.resends = 0
+        # Off unless the client turns it on: the dispatcher records into it when set.
+        self.hot_keys: HotKeys | None = None
 
     def record_capacity(self, consumed: Any) -> None:
         """Add a response's ``ConsumedCapacity`` (one entry or a list of them)."""
@@ -82,4 +90,5 @@ class Stats:
             coalesced_gets=self.coalesced_gets,
             coalesced_batches=self.coalesced_batches,
             resends=self.resends,
+            hot_keys=self.hot_keys.top() if self.hot_keys is not None else (),
         )

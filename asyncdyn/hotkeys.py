@@ -313,7 +313,7 @@ class HotKeys:
             return
         reported = _reported(data.get("ConsumedCapacity"))
         if reported:
-            _apply_reported(charges, reported, operation in _READS)
+            charges = _apply_reported(charges, reported, operation in _READS)
         self._add(charges)
 
     def throttled(self, operation: str, payload: Mapping[str, Any], error: Any) -> None:
@@ -639,9 +639,12 @@ def _reported(consumed: Any) -> dict[tuple[str, str | None], float]:
 
 def _apply_reported(
     charges: list[_Charge], reported: dict[tuple[str, str | None], float], read: bool
-) -> None:
-    """Scale the estimates of each (table, index) to the units DynamoDB reported for it,
-    divided among its keys in proportion to their estimates (their sizes)."""
+) -> list[_Charge]:
+    """The estimates of each (table, index) scaled to the units DynamoDB reported for it,
+    divided among its keys in proportion to their estimates (their sizes). A group the
+    report leaves out keeps its estimate: DynamoDB lists every index a write consumed, and
+    an index is only estimated for an item that carries its key, but emulators (moto,
+    dynalite) list no index at all."""
     groups: dict[tuple[str, str | None], list[_Charge]] = {}
     for charge in charges:
         groups.setdefault((charge.table, charge.index), []).append(charge)
@@ -660,6 +663,7 @@ def _apply_reported(
                 charge.read = part
             else:
                 charge.write = part
+    return charges
 
 
 def _key_condition_value(payload: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:

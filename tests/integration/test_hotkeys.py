@@ -1,0 +1,117 @@
+"""Hot keys against real servers (moto and dynalite): a skewed workload puts its hot key on
+top, with estimates and with the figures the server reports (``consumed_capacity="INDEXES"``)."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from asyncdyn import Attr, Client, GlobalIndex, HotKeys, TableNotFound
+from asyncdyn.local import LocalServer
+
+
+@pytest.fixture(params=["NONE", "INDEXES"])
+async def hot_db(server: LocalServer, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
+    async with _hot_client(server, request.param) as client:
+        yield client
+
+
+@pytest.fixture
+async def reporting_db(server: LocalServer) -> AsyncIterator[Client]:
+    async with _hot_client(server, "INDEXES") as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def _hot_client(server: LocalServer, capacity: Any) -> AsyncIterator[Client]:
+    async with Client(
+        region="us-east-1",
+        endpoint_url=server.endpoint_url,
+        credentials=("testing", "testing"),
+        consumed_capacity=capacity,
+        # A window far longer than the test: counts do not decay while it runs.
+        hot_keys=HotKeys(capacity=500, window=1e6, report=500),
+    ) as client:
+        name = f"t-{uuid.uuid4().hex[:16]}"
+        await client.create_table(
+            name,
+            partition_key="PK",
+            sort_key="SK",
+            indexes=[GlobalIndex("ByOwner", "owner", "SK")],
+        )
+        try:
+            yield client
+        finally:
+            try:
+                await client.delete_table(name, wait=False)
+            except TableNotFound:
+                pass
+
+
+def _table_name(db: Client) -> str:
+    [name] = db._tables
+    return name
+
+
+async def test_skewed_workload_puts_the_hot_key_on_top(server: LocalServer, hot_db: Client) -> None:
+    table = hot_db.table(_table_name(hot_db))
+    rng = random.Random(19)
+    keys = [f"user#{i}" for i in range(40)]
+    # Zipf(1.2) over 40 partition keys: user#0 takes about a quarter of the requests.
+    weights = [1.0 / (i + 1) ** 1.2 for i in range(len(keys))]
+    writes = Counter(rng.choices(keys, weights=weights, k=200))
+    for key, times in writes.items():
+        for n in range(times):
+            await table.put({"PK": key, "SK": f"s{n % 3}", "owner": "team-a", "body": "x" * 600})
+    reads = Counter(rng.choices(keys, weights=weights, k=200))
+    for key, times in reads.items():
+        for n in range(times):
+            await table.get({"PK": key, "SK": f"s{n % 3}"})
+    await table.batch_get([{"PK": key, "SK": "s0"} for key in keys[:10]])
+
+    hot = hot_db.stats().hot_keys
+    base = [h for h in hot if h.index is None]
+    assert base[0].key == {"PK": "user#0"}
+    assert writes.most_common(1)[0][0] == "user#0"
+    # The order of the base table's keys follows their requests (reads and writes alike
+    # cost one unit here, the key with the most requests is heaviest).
+    top_requested = {k for k, _ in (writes + reads).most_common(3)}
+    assert {h.key["PK"] for h in base[:3]} == top_requested
+    # Every put also wrote the index under owner=team-a: its one hot key (estimated, on
+    # these servers: neither lists the index in its INDEXES report).
+    [index_key] = [h for h in hot if h.index == "ByOwner"]
+    assert index_key.key == {"owner": "team-a"}
+    assert index_key.share == 1.0
+    assert index_key.write_units > 0
+    # Shares of one table's keys add up to the whole (nothing was evicted: 40 keys, 500
+    # counters), heaviest first.
+    assert sum(h.share for h in base) == pytest.approx(1.0)
+    assert [h.share for h in base] == sorted((h.share for h in base), reverse=True)
+    assert all(h.throttles == 0 and h.shards is None for h in hot)
+
+
+async def test_single_item_capacity_adds_up_to_what_the_server_reported(
+    server: LocalServer, reporting_db: Client
+) -> None:
+    hot_db = reporting_db
+    name = _table_name(hot_db)
+    table = hot_db.table(name)
+    for i in range(5):
+        await table.put({"PK": "k", "SK": str(i), "owner": "o", "body": "y" * 3000})
+        await table.get({"PK": "k", "SK": str(i)}, consistent=True)
+        if server.kind != "moto":  # moto reports an update's capacity without INDEXES
+            await table.update({"PK": "j", "SK": str(i)}, Attr("n").set(i))
+    reported = hot_db.stats().consumed_capacity[name]
+    # The base table's keys: the servers report no index (its writes are estimated).
+    counted = sum(h.read_units + h.write_units for h in hot_db.stats().hot_keys if not h.index)
+    assert counted == pytest.approx(reported, rel=1e-6)
+    by_key: dict[Any, Any] = {(h.index, *h.key.values()): h for h in hot_db.stats().hot_keys}
+    assert by_key[(None, "k")].write_units > 0 and by_key[(None, "k")].read_units > 0
+    if server.kind != "moto":
+        assert by_key[(None, "j")].write_units > 0

@@ -79,6 +79,8 @@ _HEADROOM = 0.8
 _RENORMALISE = 32.0
 
 _READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
+_MULTI_KEY = frozenset({"BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"})
+_dumps = orjson.dumps
 _SCHEMA_ANSWERS = {"CreateTable": "TableDescription", "UpdateTable": "TableDescription"}
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
 _EQUALS = re.compile(r"^\(?\s*([#\w.-]+)\s*=\s*([:#\w.-]+)\s*\)?$")
@@ -251,6 +253,7 @@ class HotKeys:
         self._unattributed: dict[str, float] = {}
         self._schemas: dict[str, _Schema] = {}
         self._declared: Callable[[str], Any] | None = None
+        self._exact = True  # measure item sizes for the answer being recorded
 
     # -- what the client tells it ---------------------------------------------------------
 
@@ -308,10 +311,13 @@ class HotKeys:
             if isinstance(description, Mapping):
                 self.learn(description)
             return
+        reported = _reported(data.get("ConsumedCapacity"))
+        # Sizes matter only to divide DynamoDB's figure among several keys (or to estimate
+        # without one): a single-key answer with a report skips measuring its item.
+        self._exact = not reported or operation in _MULTI_KEY
         charges = self._charges(operation, payload, data)
         if charges is None:
             return
-        reported = _reported(data.get("ConsumedCapacity"))
         if reported:
             charges = _apply_reported(charges, reported, operation in _READS)
         self._add(charges)
@@ -319,6 +325,7 @@ class HotKeys:
     def throttled(self, operation: str, payload: Mapping[str, Any], error: Any) -> None:
         """Attribute a throttled request to the keys it asked for, per throttling reason."""
         reasons: tuple[ThrottlingReason, ...] = getattr(error, "reasons", ()) or ()
+        self._exact = False  # nothing was consumed: only the keys matter
         charges = self._charges(operation, payload, {}) or []
         self._advance()
         sketch = self.sketch
@@ -376,9 +383,7 @@ class HotKeys:
         no item capacity."""
         charges: list[_Charge] = []
         if operation == "GetItem":
-            item = data.get("Item")
-            size = wire_item_size(item) if isinstance(item, dict) else 0
-            units = _read_units(size, payload.get("ConsistentRead") is True)
+            units = self._read_units(data.get("Item"), payload.get("ConsistentRead") is True)
             self._charge_key(charges, payload["TableName"], payload.get("Key"), units, 0.0)
         elif operation in ("PutItem", "UpdateItem", "DeleteItem"):
             self._charge_write(charges, operation, payload, data.get("Attributes"), 1.0)
@@ -392,8 +397,7 @@ class HotKeys:
                 get = action.get("Get") or {}
                 answer = responses[at] if at < len(responses) else None
                 item = answer.get("Item") if isinstance(answer, dict) else None
-                size = wire_item_size(item) if isinstance(item, dict) else 0
-                units = 2.0 * _read_units(size, True)
+                units = 2.0 * self._read_units(item, True)
                 self._charge_key(charges, get.get("TableName", ""), get.get("Key"), units, 0.0)
         elif operation == "TransactWriteItems":
             for action in payload.get("TransactItems") or ():
@@ -412,13 +416,13 @@ class HotKeys:
         """The partition key attribute and its wire value in ``wire`` (a key or an item)."""
         schema = self._schema(table)
         if schema is None:
-            if index is None and isinstance(wire, Mapping) and len(wire) == 1:
+            if index is None and isinstance(wire, dict) and len(wire) == 1:
                 name, value = next(iter(wire.items()))
                 return name, value
             return "", None
         name = schema.partition_key if index is None else schema.indexes.get(index, ("", 0))[0]
-        value = wire.get(name) if isinstance(wire, Mapping) else None
-        return name, value if isinstance(value, Mapping) else None
+        value = wire.get(name) if isinstance(wire, dict) else None
+        return name, value if isinstance(value, dict) else None
 
     def _charge_key(
         self, charges: list[_Charge], table: str, wire: Any, read: float, write: float
@@ -438,8 +442,7 @@ class HotKeys:
         item = request.get("Item") if operation == "PutItem" else None
         if item is None:
             item = returned if isinstance(returned, dict) else None
-        size = wire_item_size(item) if isinstance(item, dict) else 0
-        units = factor * _write_units(size)
+        units = factor * self._blocks(item, 1024)
         self._charge_key(charges, table, item or request.get("Key"), 0.0, units)
         if operation != "PutItem" or not isinstance(item, dict):
             return
@@ -448,7 +451,7 @@ class HotKeys:
             return
         for index, (name, is_global) in schema.indexes.items():
             value = item.get(name)
-            if is_global and isinstance(value, Mapping):
+            if is_global and isinstance(value, dict):
                 # The index holds the item under its own key: an upper bound (a projection
                 # of some attributes costs less), which reported figures correct.
                 charges.append(_Charge(table, index, value, name, 0.0, units))
@@ -463,17 +466,25 @@ class HotKeys:
             if not keys:
                 continue
             names = tuple(keys[0])
-            sizes = {
-                _identity(item, names): wire_item_size(item) for item in responses.get(table, ())
-            }
-            left = {_identity(k, names) for k in (unprocessed.get(table) or {}).get("Keys", ())}
             consistent = request.get("ConsistentRead") is True
+            schema = self._schema(table)
+            pk = schema.partition_key if schema is not None else None
+            if pk is None and len(names) == 1:
+                pk = names[0]
+            served = responses.get(table, ())
+            for item in served:  # each item returned is a key served
+                value = item.get(pk) if pk is not None else None
+                units = self._read_units(item, consistent)
+                charges.append(_Charge(table, None, value, pk or "", units, 0.0))
+            left = (unprocessed.get(table) or {}).get("Keys", ())
+            if len(served) + len(left) >= len(keys):
+                continue
+            # Keys that found no item still cost the minimum read.
+            seen = {_identity(item, names) for item in served}
+            seen.update(_identity(key, names) for key in left)
             for key in keys:
-                identity = _identity(key, names)
-                if identity in left:
-                    continue
-                units = _read_units(sizes.get(identity, 0), consistent)
-                self._charge_key(charges, table, key, units, 0.0)
+                if _identity(key, names) not in seen:
+                    self._charge_key(charges, table, key, _read_units(0, consistent), 0.0)
 
     def _batch_write(
         self, charges: list[_Charge], payload: Mapping[str, Any], data: Mapping[str, Any]
@@ -508,7 +519,10 @@ class HotKeys:
         index = payload.get("IndexName")
         items = data.get("Items") or ()
         # A page is rounded up once, over all the items it read.
-        size = sum(map(wire_item_size, items))
+        if not self._exact or len(_dumps(items)) <= 4096:
+            size = 0
+        else:
+            size = sum(map(wire_item_size, items))
         units = _read_units(size, payload.get("ConsistentRead") is True)
         if operation == "Scan":  # spread over every partition: the table's total only
             charges.append(_Charge(table, index, None, "", units, 0.0))
@@ -524,6 +538,19 @@ class HotKeys:
                     index = None
         value = _key_condition_value(payload, name) if name else None
         charges.append(_Charge(table, index, value, name, units, 0.0))
+
+    def _blocks(self, item: Any, unit: int) -> int:
+        """The ``unit``-byte blocks DynamoDB counts for a wire item (at least one). Its
+        JSON is never shorter than its DynamoDB size (every name and value is there, with
+        quotes and type tags around it), so an item whose JSON fits one block is not walked:
+        orjson writes it some twenty times faster than the exact walk measures it."""
+        if not self._exact or not isinstance(item, dict) or len(_dumps(item)) <= unit:
+            return 1
+        return max(1, -(-wire_item_size(item) // unit))
+
+    def _read_units(self, item: Any, consistent: bool) -> float:
+        blocks = self._blocks(item, 4096) if item is not None else 1
+        return float(blocks) if consistent else blocks / 2.0
 
     # -- reporting ----------------------------------------------------------------------
 
@@ -583,11 +610,10 @@ def _key_id(charge: _Charge) -> KeyId:
 
 def _identity(wire: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
     """A hashable form of the key attributes ``names`` of a wire key or item."""
-    if not isinstance(wire, Mapping):
+    try:
+        return tuple([tuple(wire[name].items()) for name in names])
+    except (KeyError, TypeError, AttributeError):
         return ()
-    return tuple(
-        tuple(value.items()) if isinstance(value := wire.get(n), dict) else None for n in names
-    )
 
 
 def _plain(request: Any) -> Any:
@@ -598,10 +624,10 @@ def _plain(request: Any) -> Any:
 def _written(request: Mapping[str, Any]) -> Any:
     """The item of a BatchWriteItem PutRequest, or the key of a DeleteRequest."""
     put = request.get("PutRequest")
-    if isinstance(put, Mapping):
+    if isinstance(put, dict):
         return put.get("Item")
     delete = request.get("DeleteRequest")
-    return delete.get("Key") if isinstance(delete, Mapping) else None
+    return delete.get("Key") if isinstance(delete, dict) else None
 
 
 def _read_units(size: int, consistent: bool) -> float:

@@ -115,3 +115,15 @@ async def test_single_item_capacity_adds_up_to_what_the_server_reported(
     assert by_key[(None, "k")].write_units > 0 and by_key[(None, "k")].read_units > 0
     if server.kind != "moto":
         assert by_key[(None, "j")].write_units > 0
+
+
+async def test_the_benchmark_ranks_the_zipf_head_first(server: LocalServer) -> None:
+    from benchmarks.hotkeys import report, run
+
+    hot, requested, took = await run(
+        server.endpoint_url, ops=300, keys=200, s=1.2, concurrency=4, capacity="NONE", sketch=50
+    )
+    base = [h for h in hot if h.index is None]
+    assert base[0].key == {"PK": requested.most_common(1)[0][0]}
+    printed = report(hot, requested, took)
+    assert "PK=user#0" in printed and "300 requests" in printed

@@ -4,10 +4,15 @@ top, with estimates and with the figures the server reports (``consumed_capacity
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import re
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,3 +132,42 @@ async def test_the_benchmark_ranks_the_zipf_head_first(server: LocalServer) -> N
     assert base[0].key == {"PK": requested.most_common(1)[0][0]}
     printed = report(hot, requested, took)
     assert "PK=user#0" in printed and "300 requests" in printed
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "hot-keys.md"
+
+
+def test_the_documented_example_runs_and_prints_what_it_says(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    match = re.search(r"^## Turning it on\n.*?```python\n(.*?)^```", DOC.read_text(), re.S | re.M)
+    assert match is not None
+    code = match.group(1)
+    assert code.count("http://localhost:8000") == 1
+    table = f"t-{uuid.uuid4().hex[:16]}"
+    code = code.replace("http://localhost:8000", server.endpoint_url).replace('"Shop"', repr(table))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = str(DOC.parents[1])  # this checkout's asyncdyn
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # As the page shows: the index key first, then the hot customer with half the load
+    # (units decay a little while the example runs: a 60 s window, a few seconds on moto).
+    index = re.fullmatch(
+        rf"{table} ByStatus {{'status': 'OPEN'}} (\d+) WCU 0.0 RCU 100% ", lines[0]
+    )
+    assert index is not None and 180 <= int(index.group(1)) <= 200
+    customer = re.fullmatch(
+        rf"{table} None {{'PK': 'CUSTOMER#1'}} (\d+) WCU ([\d.]+) RCU 50% ", lines[1]
+    )
+    assert customer is not None
+    assert 90 <= int(customer.group(1)) <= 100 and 45 <= float(customer.group(2)) <= 50
+    assert len(lines) == 5

@@ -254,6 +254,7 @@ class HotKeys:
         self._schemas: dict[str, _Schema] = {}
         self._declared: Callable[[str], Any] | None = None
         self._exact = True  # measure item sizes for the answer being recorded
+        self.skipped = 0  # answers whose request could not be read (see ``reader``)
 
     # -- what the client tells it ---------------------------------------------------------
 
@@ -298,7 +299,12 @@ class HotKeys:
         """``read`` that first records the answer's capacity (``Dispatcher`` wraps with it)."""
 
         def recording(data: dict[str, Any]) -> Any:
-            self.record(operation, payload, data)
+            try:
+                self.record(operation, payload, data)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+                # A payload of a shape asyncdyn does not build (a raw Client.call): counting
+                # must never fail the request it only observes.
+                self.skipped += 1
             return read(data)
 
         return recording

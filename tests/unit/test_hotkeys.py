@@ -342,3 +342,19 @@ def _wire(item: dict[str, Any]) -> dict[str, Any]:
     from asyncdyn.marshal import encode_item
 
     return dict(encode_item(item))
+
+
+async def test_an_unreadable_raw_request_is_skipped_not_failed(
+    db: Client, transport: ScriptedTransport
+) -> None:
+    transport.steps += [answer({"Item": {"PK": {"S": "a"}}})] * 2
+    # A raw call whose Key is not a map: no key to charge, the table's total only.
+    data = await db.call("GetItem", {"TableName": "T", "Key": ["not", "a", "map"]})
+    assert data == {"Item": {"PK": {"S": "a"}}}
+    # One with no TableName (a scripted server answers anyway): not counted, still answered.
+    data = await db.call("GetItem", {"Key": {"PK": {"S": "a"}}})
+    assert data == {"Item": {"PK": {"S": "a"}}}
+    hot_keys = db._dispatcher.stats.hot_keys
+    assert hot_keys is not None
+    assert db.stats().hot_keys == () and hot_keys.unattributed() == {"T": 0.5}
+    assert hot_keys.skipped == 1

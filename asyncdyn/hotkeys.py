@@ -261,6 +261,9 @@ class HotKeys:
     def bind_schemas(self, lookup: Callable[[str], Any]) -> None:
         """``lookup(table)`` gives the ``KeySchema`` the client knows for a table (declared
         or described), or ``None``: consulted for tables no answer described yet."""
+        if self._declared is not None:
+            # Two clients' keys in one sketch would mix their shares and schemas.
+            raise ConfigurationError("a HotKeys counts for one client; give each its own")
         self._declared = lookup
 
     def learn(self, description: Mapping[str, Any]) -> None:

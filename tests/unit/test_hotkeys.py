@@ -328,6 +328,22 @@ def test_bad_arguments_are_refused() -> None:
         HotKeys(capacity=0)
     with pytest.raises(ConfigurationError, match="window"):
         HotKeys(window=0)
+    shared = HotKeys()
+    Client(
+        region="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        credentials=("a", "b"),
+        transport=ScriptedTransport(),
+        hot_keys=shared,
+    )
+    with pytest.raises(ConfigurationError, match="one client"):
+        Client(
+            region="us-east-1",
+            endpoint_url="http://127.0.0.1:9",
+            credentials=("a", "b"),
+            transport=ScriptedTransport(),
+            hot_keys=shared,
+        )
     with pytest.raises(ConfigurationError, match="hot_keys"):
         Client(
             region="us-east-1",

@@ -320,7 +320,10 @@ class HotKeys:
             if isinstance(description, Mapping):
                 self.learn(description)
             return
-        reported = _reported(data.get("ConsumedCapacity"))
+        # Only figures the request asked for: moto sends them unasked, and wrong (one unit
+        # per batch whatever its size).
+        asked = payload.get("ReturnConsumedCapacity") == "INDEXES"
+        reported = _reported(data.get("ConsumedCapacity")) if asked else {}
         # Sizes matter only to divide DynamoDB's figure among several keys (or to estimate
         # without one): a single-key answer with a report skips measuring its item.
         self._exact = not reported or operation in _MULTI_KEY

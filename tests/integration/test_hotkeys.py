@@ -171,3 +171,45 @@ def test_the_documented_example_runs_and_prints_what_it_says(
     assert customer is not None
     assert 90 <= int(customer.group(1)) <= 100 and 45 <= float(customer.group(2)) <= 50
     assert len(lines) == 5
+
+
+async def test_throttles_and_unprocessed_writes_are_counted_once(server: LocalServer) -> None:
+    """Against a real server behind injected faults: every throttled attempt is one throttle
+    of its key, and a batch write's unprocessed requests are charged only when written."""
+    from asyncdyn import RetryPolicy
+    from asyncdyn.lean import LeanTransport
+    from asyncdyn.testing import FaultInjector
+
+    faults = FaultInjector(LeanTransport(server.endpoint_url), seed=3, throttle=0.3)
+    faults.enabled = False
+    async with Client(
+        region="us-east-1",
+        endpoint_url=server.endpoint_url,
+        credentials=("testing", "testing"),
+        transport=faults,
+        retry=RetryPolicy(max_attempts=50, base=0.001, cap=0.002),
+        hot_keys=HotKeys(capacity=500, window=1e6, report=500),
+    ) as db:
+        name = f"t-{uuid.uuid4().hex[:16]}"
+        table = await db.create_table(name, partition_key="PK", sort_key="SK")
+        try:
+            faults.enabled = True
+            for n in range(60):
+                key = f"k{n % 6}"
+                await table.put({"PK": key, "SK": str(n)})
+                await table.get({"PK": key, "SK": str(n)})
+            throttled = faults.injected["throttle"]
+            faults._throttle, faults._unprocessed = 0.0, 0.4
+            items = [{"PK": f"b{n % 5}", "SK": str(n)} for n in range(100)]
+            await table.batch_write(puts=items)
+            faults.enabled = False
+            assert throttled > 0 and faults.injected["unprocessed_items"] > 0
+            hot = {h.key["PK"]: h for h in db.stats().hot_keys}
+            assert sum(h.throttles for h in hot.values()) == throttled
+            assert all(h.reasons.keys() <= {"Throttled"} for h in hot.values())
+            # Small items: one write unit each, however many times a request was held back.
+            assert sum(hot[f"b{n}"].write_units for n in range(5)) == pytest.approx(100.0, rel=1e-3)
+            writes = [hot[f"k{n}"].write_units for n in range(6)]
+            assert writes == pytest.approx([10.0] * 6, rel=1e-3)
+        finally:
+            await db.delete_table(name, wait=False)

@@ -148,8 +148,28 @@ async def test_a_put_costs_a_write_on_each_global_index_it_appears_in(
 
 
 async def test_reported_index_figures_are_divided_among_a_batch_by_size(
+    transport: ScriptedTransport, clock: FakeClock
+) -> None:
+    async with Client(
+        region="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        credentials=("AKIDEXAMPLE", "secret"),
+        transport=transport,
+        consumed_capacity="INDEXES",
+        hot_keys=HotKeys(capacity=64, clock=clock),
+    ) as db:
+        await _reported_batch(db, transport)
+        assert transport.payloads[-1]["ReturnConsumedCapacity"] == "INDEXES"
+
+
+async def test_figures_nobody_asked_for_are_not_used(
     db: Client, transport: ScriptedTransport
 ) -> None:
+    # moto sends ConsumedCapacity unasked (and one unit per batch): estimates stand.
+    await _reported_batch(db, transport, asked=False)
+
+
+async def _reported_batch(db: Client, transport: ScriptedTransport, asked: bool = True) -> None:
     await _described(db, transport)
     small = {"PK": "a", "SK": "1", "status": "S"}
     large = {"PK": "b", "SK": "1", "status": "S", "body": "y" * 3100}  # 4 estimated units
@@ -164,6 +184,10 @@ async def test_reported_index_figures_are_divided_among_a_batch_by_size(
     transport.steps.append(answer({"UnprocessedItems": {}, "ConsumedCapacity": consumed}))
     await db.table("Shop").batch_write(puts=[small, large])
     hot = {(h.index, next(iter(h.key.values()))): h for h in db.stats().hot_keys}
+    if not asked:
+        assert (hot[(None, "a")].write_units, hot[(None, "b")].write_units) == (1.0, 4.0)
+        assert hot[("ByStatus", "S")].write_units == 5.0
+        return
     # Estimated 1 and 4 units: the reported 15 split 3 and 12.
     assert hot[(None, "a")].write_units == pytest.approx(3.0)
     assert hot[(None, "b")].write_units == pytest.approx(12.0)

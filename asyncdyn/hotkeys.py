@@ -222,8 +222,8 @@ class HotKeys:
     ``db.stats().hot_keys``.
 
     Args:
-        capacity: counters kept (memory is fixed by it, about 300 bytes each); the error of a
-            count is at most the window's total load / ``capacity``.
+        capacity: counters kept (memory is fixed by it: about 500 bytes each, with a
+            short key value); a count's error is at most the window's total load / ``capacity``.
         window: seconds of the decay's time constant (the sliding window).
         report: how many keys ``stats().hot_keys`` lists.
         clock: seconds, monotonic (tests pass a fake one).

@@ -398,3 +398,23 @@ async def test_an_unreadable_raw_request_is_skipped_not_failed(
     assert hot_keys is not None
     assert db.stats().hot_keys == () and hot_keys.unattributed() == {"T": 0.5}
     assert hot_keys.skipped == 1
+
+
+def test_sketch_memory_stays_fixed_as_distinct_keys_grow() -> None:
+    import tracemalloc
+
+    sketch = SpaceSaving(1000)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            sketch.add(("T", None, "PK", "S", f"CUSTOMER#{i:06d}"), 1.0)
+        full = tracemalloc.get_traced_memory()[0] - start
+        for i in range(100_000):
+            sketch.add(("T", None, "PK", "S", f"CUSTOMER#{i + 5000:06d}"), 1.0 + i % 3)
+        after = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert len(sketch.counters) == 1000
+    # 100,000 more distinct keys: the same counters, each a little over 500 bytes.
+    assert full < 1000 * 600 and after < full * 1.5

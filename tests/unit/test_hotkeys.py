@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from asyncdyn import Client, HotKeys, Key, RetryPolicy, Throttled
+from asyncdyn import Attr, Client, HotKeys, Key, RetryPolicy, Throttled
 from asyncdyn.hotkeys import SpaceSaving
 from asyncdyn.testing import ScriptedTransport, answer, error
 
@@ -418,3 +418,43 @@ def test_sketch_memory_stays_fixed_as_distinct_keys_grow() -> None:
     assert len(sketch.counters) == 1000
     # 100,000 more distinct keys: the same counters, each a little over 500 bytes.
     assert full < 1000 * 600 and after < full * 1.5
+
+
+async def test_transactions_cost_twice_per_item(db: Client, transport: ScriptedTransport) -> None:
+    await _described(db, transport)
+    shop = db.table("Shop")
+    transport.steps += [
+        answer({}),
+        answer({"Responses": [{"Item": _wire({"PK": "t#1", "SK": "a", "v": "q" * 5000})}, {}]}),
+    ]
+    await db.transact_write(
+        [
+            shop.tx_put({"PK": "t#1", "SK": "a", "status": "X", "v": "p" * 1500}),  # 2 KB
+            shop.tx_update({"PK": "t#2", "SK": "a"}, Attr("n").set(1)),
+            shop.tx_delete({"PK": "t#3", "SK": "a"}),
+        ]
+    )
+    await db.transact_get(
+        [shop.tx_get({"PK": "t#1", "SK": "a"}), shop.tx_get({"PK": "t#4", "SK": "a"})]
+    )
+    hot = {(h.index, next(iter(h.key.values()))): h for h in db.stats().hot_keys}
+    assert hot[(None, "t#1")].write_units == 4.0  # 2 KB, doubled
+    assert hot[("ByStatus", "X")].write_units == 4.0
+    assert (hot[(None, "t#2")].write_units, hot[(None, "t#3")].write_units) == (2.0, 2.0)
+    assert hot[(None, "t#1")].read_units == 4.0  # 2 units of 4 KB, strongly consistent, doubled
+    assert hot[(None, "t#4")].read_units == 2.0  # missing: the minimum, doubled
+
+
+async def test_a_throttled_batch_is_attributed_to_each_of_its_keys(
+    db: Client, transport: ScriptedTransport
+) -> None:
+    await _described(db, transport)
+    keys = [{"PK": "x", "SK": "1"}, {"PK": "y", "SK": "1"}, {"PK": "x", "SK": "2"}]
+    transport.steps += [
+        error("ProvisionedThroughputExceededException", "slow down"),
+        answer({"Responses": {"Shop": [_wire(k) for k in keys]}, "UnprocessedKeys": {}}),
+    ]
+    await db.table("Shop").batch_get(keys)
+    hot = {next(iter(h.key.values())): h for h in db.stats().hot_keys}
+    assert (hot["x"].throttles, hot["y"].throttles) == (2, 1)
+    assert (hot["x"].read_units, hot["y"].read_units) == (1.0, 0.5)

@@ -335,7 +335,15 @@ class HotKeys:
         self._add(charges)
 
     def throttled(self, operation: str, payload: Mapping[str, Any], error: Any) -> None:
-        """Attribute a throttled request to the keys it asked for, per throttling reason."""
+        """Attribute a throttled request to the keys it asked for, per throttling reason
+        (a request that cannot be read is counted in ``skipped``: the caller gets its
+        ``Throttled`` either way)."""
+        try:
+            self._throttled(operation, payload, error)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            self.skipped += 1
+
+    def _throttled(self, operation: str, payload: Mapping[str, Any], error: Any) -> None:
         reasons: tuple[ThrottlingReason, ...] = getattr(error, "reasons", ()) or ()
         self._exact = False  # nothing was consumed: only the keys matter
         charges = self._charges(operation, payload, {}) or []

@@ -398,6 +398,11 @@ async def test_an_unreadable_raw_request_is_skipped_not_failed(
     assert hot_keys is not None
     assert db.stats().hot_keys == () and hot_keys.unattributed() == {"T": 0.5}
     assert hot_keys.skipped == 1
+    # Throttled, with a request it cannot read: the caller still gets its Throttled.
+    transport.steps.append(error("ThrottlingException", "slow down"))
+    with pytest.raises(Throttled):
+        await db._dispatcher.attempt("GetItem", {"Key": {}}, db._dispatcher.retry.start())
+    assert hot_keys.skipped == 2
 
 
 def test_sketch_memory_stays_fixed_as_distinct_keys_grow() -> None:

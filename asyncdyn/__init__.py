@@ -27,6 +27,7 @@ from .errors import (
     StreamNotEnabled,
     TableNotFound,
     Throttled,
+    ThrottlingReason,
     TransactionCanceled,
     TransactionConflict,
     TransactionInProgress,
@@ -40,6 +41,7 @@ from .errors import (
 )
 from .expressions import Attr, Condition, Key, KeyCondition, Update
 from .fanout import TimeBuckets, WriteSharding
+from .hotkeys import HotKey, HotKeys
 from .model import Design, Raw, field
 from .paging import Page
 from .retry import RetryPolicy
@@ -77,6 +79,8 @@ __all__ = [
     "Design",
     "ExpiredIterator",
     "GlobalIndex",
+    "HotKey",
+    "HotKeys",
     "HttpResponse",
     "InvalidCursor",
     "InvalidExpression",
@@ -108,6 +112,7 @@ __all__ = [
     "TableCheckpoints",
     "TableNotFound",
     "Throttled",
+    "ThrottlingReason",
     "TimeBuckets",
     "TransactionCanceled",
     "TransactionConflict",

@@ -32,6 +32,7 @@ from .errors import (
     TableNotFound,
     UnprocessedKeysError,
 )
+from .hotkeys import HotKeys
 from .lean import LeanTransport
 from .marshal import NumberMode, decoder
 from .paging import (
@@ -131,6 +132,8 @@ class Client:
         cache: an ``ItemCache`` serving eventually consistent full-item ``get`` and
             ``batch_get`` calls of every table (``Client.table(name, cache=...)`` sets one
             per table); every write through this client invalidates what it writes.
+        hot_keys: count consumed capacity per partition key value and list the heaviest in
+            ``stats().hot_keys`` (``True``, or a ``HotKeys`` to size it; see docs/hot-keys.md).
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class Client:
         coalesce_window: float = 0.0,
         http: Literal["lean", "aiohttp"] = "lean",
         cache: ItemCache | None = None,
+        hot_keys: bool | HotKeys = False,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -190,6 +194,13 @@ class Client:
             record_capacity=consumed_capacity != "NONE",
         )
         self._consumed_capacity = None if consumed_capacity == "NONE" else consumed_capacity
+        if hot_keys is not False:
+            sketch = HotKeys() if hot_keys is True else hot_keys
+            if not isinstance(sketch, HotKeys):
+                raise ConfigurationError(f"hot_keys must be a bool or a HotKeys, not {hot_keys!r}")
+            # A key declared with table(name, key=...) names the partition key to count by.
+            sketch.bind_schemas(lambda name: getattr(self._tables.get(name), "_key_schema", None))
+            self._dispatcher.stats.hot_keys = sketch
         # Chunk tasks kept ahead of the in-flight limit, so that a slot freed is refilled at once.
         self._window = 2 * max_concurrency
         self._batch = BatchEngine(

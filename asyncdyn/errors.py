@@ -22,7 +22,7 @@
     │   ├── TrimmedDataAccess              a stream position past the 24-hour retention
     │   ├── ResourceInUse
     │   ├── AccessDenied                   bad or expired credentials, missing permission
-    │   ├── Throttled                      throttling of any kind (retryable)
+    │   ├── Throttled                      throttling of any kind (retryable); .reasons
     │   ├── ServerError                    HTTP 5xx, InternalServerError (retryable)
     │   └── TransactionInProgress          (retryable with the same client token)
     ├── StreamNotEnabled                   the table has no stream; .table
@@ -64,6 +64,7 @@ __all__ = [
     "StreamNotEnabled",
     "TableNotFound",
     "Throttled",
+    "ThrottlingReason",
     "TransactionCanceled",
     "TransactionConflict",
     "TransactionInProgress",
@@ -365,10 +366,52 @@ class AccessDenied(ServiceError):
     """The credentials are wrong, expired, or lack a permission."""
 
 
+class ThrottlingReason:
+    """One of DynamoDB's ``ThrottlingReasons``: ``reason`` is
+    ``<Table|Index><Read|Write><ProvisionedThroughputExceeded|AccountLimitExceeded|
+    KeyRangeThroughputExceeded|MaxOnDemandThroughputExceeded>`` and ``resource`` the ARN of
+    the table or index throttled, read into ``table`` and ``index`` (``None`` when the ARN
+    names none)."""
+
+    __slots__ = ("index", "reason", "resource", "table")
+
+    def __init__(self, reason: str, resource: str = "") -> None:
+        self.reason = reason
+        self.resource = resource
+        # arn:aws:dynamodb:<region>:<account>:table/<table>[/index/<index>]
+        path = resource.partition(":table/")[2]
+        table, _, index = path.partition("/index/")
+        self.table: str | None = table or None
+        self.index: str | None = index or None
+
+    @property
+    def key_range(self) -> bool:
+        """The request rate at one partition key value passed the partition's limit."""
+        return self.reason.endswith("KeyRangeThroughputExceeded")
+
+    def __repr__(self) -> str:
+        return f"ThrottlingReason(reason={self.reason!r}, resource={self.resource!r})"
+
+
 class Throttled(ServiceError):
-    """DynamoDB asked us to slow down."""
+    """DynamoDB asked us to slow down. ``reasons`` are its ``ThrottlingReasons`` (empty when
+    it gave none: older endpoints, emulators)."""
 
     retryable = True
+    reasons: Sequence[ThrottlingReason] = ()
+
+
+def throttling_reasons(body: Mapping[str, Any]) -> tuple[ThrottlingReason, ...]:
+    """The ``ThrottlingReasons`` of an error body (``throttlingReasons`` in a
+    ``ThrottlingException``, the AWS API model's casing), skipping malformed entries."""
+    raw = body.get("ThrottlingReasons", body.get("throttlingReasons"))
+    reasons = []
+    for entry in raw if isinstance(raw, list) else ():
+        reason = entry.get("reason") if isinstance(entry, Mapping) else None
+        if isinstance(reason, str) and reason:
+            resource = entry.get("resource")
+            reasons.append(ThrottlingReason(reason, resource if isinstance(resource, str) else ""))
+    return tuple(reasons)
 
 
 class ServerError(ServiceError):

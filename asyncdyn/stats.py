@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .hotkeys import HotKey, HotKeys
+
 __all__ = ["CacheCounters", "Stats", "StatsSnapshot"]
 
 
@@ -21,7 +23,9 @@ class StatsSnapshot:
     ``get`` calls served by ``coalesced_batches`` BatchGetItem calls (``coalesce_gets=True``);
     ``resends`` the requests the lean transport moved to a new connection because the pooled
     one it took was seen closed before any byte of the request was written (never a second
-    send: a request that left is never sent again outside the retry policy).
+    send: a request that left is never sent again outside the retry policy); ``hot_keys`` the
+    heaviest partition key values by consumed capacity (``Client(hot_keys=...)``; empty
+    otherwise, see ``asyncdyn.hotkeys``).
     ``cache_hits``, ``cache_misses`` and ``cache_invalidations`` add up the counters of the
     ``ItemCache`` objects this client reads through (the client's and its tables').
     """
@@ -37,6 +41,7 @@ class StatsSnapshot:
     cache_hits: int = 0
     cache_misses: int = 0
     cache_invalidations: int = 0
+    hot_keys: tuple[HotKey, ...] = ()
 
     @property
     def total_requests(self) -> int:
@@ -65,6 +70,7 @@ class Stats:
         "coalesced_gets",
         "consumed_capacity",
         "errors",
+        "hot_keys",
         "requests",
         "resends",
         "retries",
@@ -81,6 +87,8 @@ class Stats:
         self.coalesced_batches = 0
         self.resends = 0
         self.caches: list[CacheCounters] = []  # of the item caches read through, once each
+        # Off unless the client turns it on: the dispatcher records into it when set.
+        self.hot_keys: HotKeys | None = None
 
     def record_capacity(self, consumed: Any) -> None:
         """Add a response's ``ConsumedCapacity`` (one entry or a list of them)."""
@@ -105,4 +113,5 @@ class Stats:
             cache_hits=sum(c.hits for c in self.caches),
             cache_misses=sum(c.misses for c in self.caches),
             cache_invalidations=sum(c.invalidations for c in self.caches),
+            hot_keys=self.hot_keys.top() if self.hot_keys is not None else (),
         )

@@ -48,6 +48,7 @@ from .errors import (
     TransactionCanceled,
     TransportError,
     error_from_response,
+    throttling_reasons,
 )
 from .marshal import Decoder
 from .resend import Resend, resend_rule
@@ -445,6 +446,8 @@ class Dispatcher:
         body = _encode(operation, payload)
         if budget is None:
             budget = self._retry.start()
+        if self.stats.hot_keys is not None:
+            read = self.stats.hot_keys.reader(operation, payload, read)
         return await self._retry_loop(operation, payload, body, budget, read, key_names, recognise)
 
     async def _retry_loop(
@@ -464,6 +467,8 @@ class Dispatcher:
             try:
                 return await self._attempt(operation, body, budget, read)
             except AsyncDynError as exc:
+                if isinstance(exc, Throttled) and self.stats.hot_keys is not None:
+                    self.stats.hot_keys.throttled(operation, payload, exc)
                 if lost is not None:
                     if isinstance(exc, ConditionalCheckFailed):
                         try:
@@ -546,7 +551,15 @@ class Dispatcher:
         self, operation: str, payload: Mapping[str, Any], budget: RetryBudget, read: Read[T]
     ) -> T:
         """``attempt``, returning ``read(answer)`` as ``call_read`` does."""
-        return await self._attempt(operation, _encode(operation, payload), budget, read)
+        hot_keys = self.stats.hot_keys
+        if hot_keys is None:
+            return await self._attempt(operation, _encode(operation, payload), budget, read)
+        recording = hot_keys.reader(operation, payload, read)
+        try:
+            return await self._attempt(operation, _encode(operation, payload), budget, recording)
+        except Throttled as exc:
+            hot_keys.throttled(operation, payload, exc)
+            raise
 
     async def backoff(self, error: AsyncDynError, budget: RetryBudget) -> None:
         """Count a retryable failure and sleep its backoff (``RetriesExhausted`` when spent)."""
@@ -672,6 +685,8 @@ class Dispatcher:
                     )
                 )
             error.reasons = reasons
+        elif isinstance(error, Throttled):
+            error.reasons = throttling_reasons(data)
         return error
 
 

@@ -8,6 +8,7 @@ callgrind are stable on a shared machine and the profile shows where asyncdyn's 
     valgrind --tool=callgrind --callgrind-out-file=cg.out \
         python -m benchmarks.inprocess --workload batch_get --ops 200
     ASYNCDYN_PURE=1 python -m benchmarks.inprocess ...   # the pure-Python decoder
+    python -m benchmarks.inprocess --hot-keys ...        # with Client(hot_keys=True)
 
 With ``--profile`` it prints cProfile's top functions instead of timing. The warm-up
 operations run before the measured ones; under callgrind compare runs with different
@@ -110,6 +111,7 @@ async def _run(args: argparse.Namespace) -> None:
         endpoint_url="http://127.0.0.1:1",
         credentials=("AKIDBENCHMARK", "benchmark-secret-key"),
         transport=CannedTransport(),
+        hot_keys=args.hot_keys,
     ) as db:
         # The key stated: batch writes need it, and the canned transport has no DescribeTable.
         ops = _operations(db.table("bench", key=("PK", "SK")))
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--ops", type=int, default=200)
     p.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    p.add_argument("--hot-keys", action="store_true", help="count hot keys (Client(hot_keys=True))")
     args = p.parse_args(argv)
     asyncio.run(_run(args))
     return 0

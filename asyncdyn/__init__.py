@@ -11,11 +11,14 @@ from .errors import (
     ClientClosed,
     ConditionalCheckFailed,
     ConfigurationError,
+    CorruptAttribute,
+    DanglingReference,
     ExpiredIterator,
     InvalidCursor,
     InvalidExpression,
     InvalidItem,
     InvalidTransaction,
+    OffloadError,
     OutcomeUnknown,
     RequestTimeout,
     ResourceInUse,
@@ -38,6 +41,7 @@ from .errors import (
 )
 from .expressions import Attr, Condition, Key, KeyCondition, Update
 from .fanout import TimeBuckets, WriteSharding
+from .large import LargeAttributes, Offloaded, S3Offload, remove_superseded
 from .model import Design, Raw, field
 from .paging import Page
 from .retry import RetryPolicy
@@ -70,8 +74,10 @@ __all__ = [
     "Condition",
     "ConditionalCheckFailed",
     "ConfigurationError",
+    "CorruptAttribute",
     "Credentials",
     "CredentialsProvider",
+    "DanglingReference",
     "Design",
     "ExpiredIterator",
     "GlobalIndex",
@@ -83,8 +89,11 @@ __all__ = [
     "Key",
     "KeyCondition",
     "KeySchema",
+    "LargeAttributes",
     "LocalIndex",
     "MemoryCheckpoints",
+    "OffloadError",
+    "Offloaded",
     "OutcomeUnknown",
     "Page",
     "Raw",
@@ -95,6 +104,7 @@ __all__ = [
     "ResourceInUse",
     "RetriesExhausted",
     "RetryPolicy",
+    "S3Offload",
     "ServerError",
     "ServiceError",
     "StatsSnapshot",
@@ -124,4 +134,5 @@ __all__ = [
     "expires_at",
     "field",
     "is_expired",
+    "remove_superseded",
 ]

@@ -31,6 +31,7 @@ from .errors import (
     TableNotFound,
     UnprocessedKeysError,
 )
+from .large import LargeAttributes, S3Store
 from .lean import LeanTransport
 from .marshal import NumberMode, decoder
 from .paging import (
@@ -193,6 +194,7 @@ class Client:
         self._http = http
         self._streams: Dispatcher | None = None
         self._streams_transport: Transport | None = None
+        self._s3: S3Store | None = None
 
     def __repr__(self) -> str:
         return f"Client(region={self.region!r}, endpoint_url={self.endpoint_url!r})"
@@ -216,6 +218,9 @@ class Client:
         streams_transport, self._streams_transport = self._streams_transport, None
         if streams_transport is not None:
             await streams_transport.close()
+        s3, self._s3 = self._s3, None
+        if s3 is not None:
+            await s3.close()
         await self._dispatcher.transport.close()
 
     def table(
@@ -223,6 +228,7 @@ class Client:
         name: str,
         *,
         key: KeySchema | tuple[str] | tuple[str, str] | None = None,
+        large: LargeAttributes | None = None,
     ) -> Table:
         """The ``Table`` named ``name`` (no request is made).
 
@@ -230,6 +236,9 @@ class Client:
         that batch writes, transactions and fan-outs need no ``DescribeTable`` (a role allowed
         only the data-plane actions has no ``dynamodb:DescribeTable``). Index queries in a
         fan-out still describe the table, unless ``key`` is a ``KeySchema`` with its indexes.
+
+        ``large`` — a ``LargeAttributes`` — names the attributes stored compressed or offloaded
+        to S3 (``asyncdyn.large``; added to what the table already had).
         """
         table = self._tables.get(name)
         if table is None:
@@ -242,6 +251,8 @@ class Client:
                 )
             if table._key_schema is None or isinstance(key, KeySchema):
                 table._key_schema = schema
+        if large is not None:
+            table._use_large(large)
         return table
 
     def stream(
@@ -309,6 +320,17 @@ class Client:
                 transport, host=host, target_prefix=STREAMS_TARGET
             )
         return self._streams
+
+    def _offload_store(self) -> S3Store:
+        """The S3 client of offloaded attributes, made on first use (asyncdyn.large)."""
+        if self._s3 is None:
+            self._s3 = S3Store(
+                region=self.region,
+                endpoint_url=self.endpoint_url,
+                credentials=self._dispatcher._credentials,
+                max_concurrency=self.max_concurrency,
+            )
+        return self._s3
 
     def stats(self) -> StatsSnapshot:
         """A snapshot of this client's counters."""

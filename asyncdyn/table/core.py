@@ -30,6 +30,7 @@ from ..expressions import (
     Update,
     projection_with,
 )
+from ..large import LargeAttributes, S3Store
 from ..marshal import Decoder, NumberMode, WireItem, as_floats, decoder, encode_item, encode_key
 from ..paging import (
     CursorCodec,
@@ -122,6 +123,8 @@ class TableHost(Protocol):
     @property
     def _consumed_capacity(self) -> str | None: ...
 
+    def _offload_store(self) -> S3Store: ...
+
     async def transact_write(
         self,
         actions: Iterable[TxAction],
@@ -141,6 +144,7 @@ class TableCore:
         "_decode_items",
         "_expiry",
         "_key_schema",
+        "_large",
         "name",
     )
 
@@ -148,10 +152,30 @@ class TableCore:
         self._client = client
         self.name = name
         self._call = client._dispatcher.call
-        self._decode = client._decoder.item
-        self._decode_items = client._decoder.items
+        self._decode: Callable[[WireItem], Item] = client._decoder.item
+        self._decode_items: Callable[[list[WireItem]], list[Item]] = client._decoder.items
         self._key_schema: KeySchema | None = None
         self._expiry: str | None = None
+        self._large: LargeAttributes | None = None
+
+    def _use_large(self, large: LargeAttributes) -> None:
+        """Store ``large``'s attributes compressed / offloaded (asyncdyn.large): every read
+        decodes them, every write path compresses, ``put`` offloads."""
+        if self._key_schema is not None:
+            large.check_key(self._key_schema.names, self.name)
+        if self._large is not None:
+            large = self._large.merged(large)
+        self._large = large
+        decode = large.decoder(self._client._decoder.item, self._client._offload_store)
+        self._decode = decode
+        self._decode_items = lambda items: [decode(item) for item in items]
+
+    def _check_large(
+        self, what: str, expression: Any, names: Mapping[str, str] | None = None
+    ) -> None:
+        """Refuse an expression on a compressed or offloaded attribute, before sending."""
+        if self._large is not None:
+            self._large.check_expression(what, expression, names, self.name)
 
     def hide_expired(self, attribute: str | None) -> Self:
         """Make every read of this table (get, batch, query, scan, fan-out, transact_get) skip
@@ -207,8 +231,11 @@ class TableCore:
             )
         return wire
 
-    def _item(self, item: Mapping[str, Any]) -> WireItem:
-        """``item`` encoded, with its key attributes checked when the key schema is known."""
+    def _item(self, item: Mapping[str, Any], *, prepared: bool = False) -> WireItem:
+        """``item`` encoded, with its key attributes checked when the key schema is known
+        (its large attributes compressed first, unless ``prepared`` did it already)."""
+        if self._large is not None and not prepared:
+            item = self._large.prepare(item)
         wire = encode_item(item)
         schema = self._key_schema
         if schema is not None:

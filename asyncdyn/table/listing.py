@@ -59,6 +59,7 @@ class Listing(TableCore):
         if consistent:
             request["ConsistentRead"] = True
         projection, strip = self._projected(attributes, names)
+        self._check_large("filter", filter, names)
         _expressions(
             request,
             key_condition=key_condition,

@@ -1,0 +1,316 @@
+"""Large attributes on real servers: compression on moto and dynalite; S3 offload on moto,
+whose server answers S3 at the same loopback endpoint as DynamoDB (dynalite has no S3).
+
+What each test checks is what S3 and DynamoDB hold afterwards, read by an independent S3
+client and by raw GetItem calls, not only what asyncdyn hands back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+
+from asyncdyn import (
+    Attr,
+    Client,
+    ConditionalCheckFailed,
+    DanglingReference,
+    InvalidExpression,
+    Key,
+    LargeAttributes,
+    Offloaded,
+    OffloadError,
+    S3Offload,
+    Table,
+    remove_superseded,
+)
+from asyncdyn.local import LocalServer
+from asyncdyn.streams import Record
+
+MakeTable = Callable[..., Awaitable[Table]]
+MB = 1024 * 1024
+
+
+@pytest.fixture
+async def s3(server: LocalServer) -> AsyncIterator[Any]:
+    """An S3 client of the test's own, on the same loopback endpoint."""
+    if server.kind != "moto":
+        pytest.skip("S3 offload needs moto's S3 (dynalite has none)")
+    context = AioSession().create_client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=AioConfig(s3={"addressing_style": "path"}),
+    )
+    async with context as client:
+        yield client
+
+
+@pytest.fixture
+async def bucket(s3: Any) -> str:
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    await s3.create_bucket(Bucket=name)
+    return name
+
+
+async def objects(s3: Any, bucket: str) -> dict[str, bytes]:
+    listed = await s3.list_objects_v2(Bucket=bucket)
+    out: dict[str, bytes] = {}
+    for entry in listed.get("Contents", []):
+        answer = await s3.get_object(Bucket=bucket, Key=entry["Key"])
+        async with answer["Body"] as body:
+            out[entry["Key"]] = await body.read()
+    return out
+
+
+async def raw_item(db: Client, table: Table, key: dict[str, str]) -> dict[str, Any]:
+    answer = await db.call(
+        "GetItem",
+        {"TableName": table.name, "Key": {k: {"S": v} for k, v in key.items()}},
+    )
+    item: dict[str, Any] = answer["Item"]
+    return item
+
+
+async def offloading(db: Client, make_table: MakeTable, bucket: str, **options: Any) -> Table:
+    made = await make_table(**options)
+    large = LargeAttributes(offload={"blob": S3Offload(bucket, "offload/")})
+    return db.table(made.name, large=large)
+
+
+async def test_a_1_mb_attribute_goes_to_s3_and_comes_back(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    blob = os.urandom(MB)
+    key = {"PK": "DOC#a/b", "SK": "V#1"}
+
+    await table.put({**key, "title": "one", "blob": blob})
+
+    stored = await objects(s3, bucket)
+    digest = hashlib.sha256(blob).hexdigest()
+    object_key = f"offload/{table.name}/DOC%23a%2Fb/V%231/blob/{digest}"
+    assert stored == {object_key: blob}
+    reference = (await raw_item(db, table, key))["blob"]["M"]
+    assert reference == {
+        "bucket": {"S": bucket},
+        "key": {"S": object_key},
+        "sha256": {"S": digest},
+        "size": {"N": str(MB)},
+        "codec": {"S": "B"},
+    }
+    assert await table.get(key) == {**key, "title": "one", "blob": blob}
+
+
+async def test_a_small_item_stays_inline(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    await table.put({**key, "blob": b"small"})
+    assert await objects(s3, bucket) == {}
+    assert (await raw_item(db, table, key))["blob"] == {"B": "c21hbGw="}
+    assert await table.get(key) == {**key, "blob": b"small"}
+
+
+async def test_overwrite_deletes_the_superseded_object_after_the_write(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    first, second = "a" * MB, "b" * MB
+    await table.put({**key, "blob": first})
+    old = await table.put({**key, "blob": second}, returns="ALL_OLD")
+
+    assert old == {**key, "blob": first}  # read before its object went
+    stored = await objects(s3, bucket)
+    assert list(stored.values()) == [second.encode()]
+    assert (await table.get(key)) == {**key, "blob": second}
+
+    await table.delete(key)
+    assert await objects(s3, bucket) == {}
+
+
+async def test_a_failed_conditional_write_keeps_the_live_object(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    live = os.urandom(MB)
+    await table.put({**key, "blob": live, "version": 1})
+
+    with pytest.raises(ConditionalCheckFailed):
+        await table.put(
+            {**key, "blob": os.urandom(MB), "version": 2}, condition=Attr("version").eq(7)
+        )
+
+    assert await table.get(key) == {**key, "blob": live, "version": 1}
+    assert hashlib.sha256(live).hexdigest() in " ".join(await objects(s3, bucket))
+
+
+async def test_an_s3_error_leaves_dynamodb_untouched(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table()
+    table = db.table(
+        made.name, large=LargeAttributes(offload={"blob": S3Offload("no-such-bucket-x")})
+    )
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    await table.put({**key, "blob": b"old"})
+
+    with pytest.raises(OffloadError) as caught:
+        await table.put({**key, "blob": os.urandom(MB)})
+
+    assert caught.value.bucket == "no-such-bucket-x"
+    assert caught.value.item_key == key
+    assert caught.value.attribute == "blob"
+    assert "no-such-bucket-x" in str(caught.value) and "DOC#1" in str(caught.value)
+    assert await table.get(key) == {**key, "blob": b"old"}
+
+
+async def test_a_dangling_reference_names_the_item_and_the_object(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    await table.put({**key, "blob": os.urandom(MB)})
+    (gone,) = await objects(s3, bucket)
+    await s3.delete_object(Bucket=bucket, Key=gone)
+
+    with pytest.raises(DanglingReference) as caught:
+        await table.get(key)
+
+    assert caught.value.object_key == gone and caught.value.bucket == bucket
+    assert caught.value.attribute == "blob"
+    assert gone in str(caught.value)
+
+
+async def test_lazy_reads_give_a_handle_and_a_handle_writes_back_as_is(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table()
+    lazy = S3Offload(bucket, "p", fetch="lazy")
+    table = db.table(made.name, large=LargeAttributes(offload={"blob": lazy}))
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    text = "é" * MB
+    await table.put({**key, "blob": text, "n": 1})
+
+    got = await table.get(key)
+    assert got is not None
+    handle = got["blob"]
+    assert isinstance(handle, Offloaded) and not handle.loaded
+    assert await handle.load() == text
+
+    await table.put({**got, "n": 2})  # the handle goes back as its reference
+    assert len(await objects(s3, bucket)) == 1
+    again = await table.get(key)
+    assert again is not None and again["n"] == 2 and await again["blob"].load() == text
+
+
+async def test_batch_get_reads_offloaded_attributes_concurrently(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table()
+    values = {f"DOC#{i}": os.urandom(MB // 2) for i in range(6)}
+    low = S3Offload(bucket, "offload/", threshold=1024)
+    table = db.table(made.name, large=LargeAttributes(offload={"blob": low}))
+    await asyncio.gather(*(table.put({"PK": k, "SK": "V", "blob": v}) for k, v in values.items()))
+
+    got = await table.batch_get([{"PK": k, "SK": "V"} for k in values])
+    assert len(await objects(s3, bucket)) == 6
+    assert [g["blob"] if g else None for g in got] == list(values.values())
+
+
+async def test_conditions_on_offloaded_attributes_are_refused_before_sending(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    with pytest.raises(InvalidExpression, match="blob"):
+        await table.put({**key, "blob": b"x"}, condition=Attr("blob").not_exists())
+    with pytest.raises(InvalidExpression, match="blob"):
+        await table.update(key, Attr("blob").set(b"y"))
+    with pytest.raises(InvalidExpression, match="blob"):
+        await table.delete(key, condition="attribute_exists(blob)")
+
+
+@pytest.mark.moto_only
+async def test_stream_cleanup_deletes_objects_of_writes_made_elsewhere(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table(stream="NEW_AND_OLD_IMAGES")
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    table = db.table(made.name, large=LargeAttributes(offload={"blob": S3Offload(bucket)}))
+    await table.put({**key, "blob": "a" * MB})
+    (first,) = await objects(s3, bucket)
+    # Another program, which does not clean up: a raw overwrite without the attribute.
+    await db.call(
+        "PutItem",
+        {"TableName": made.name, "Item": {"PK": {"S": "DOC#1"}, "SK": {"S": "V#1"}}},
+    )
+    # ... and a restore of the same bytes after the stream record that superseded them.
+    other = {"PK": "DOC#2", "SK": "V#1"}
+    await table.put({**other, "blob": "b" * MB})
+    await db.call(
+        "PutItem",
+        {"TableName": made.name, "Item": {"PK": {"S": "DOC#2"}, "SK": {"S": "V#1"}}},
+    )
+    await table.put({**other, "blob": "b" * MB})
+
+    records: list[Record] = []
+    stream = db.stream(made.name, poll_interval=0.02)
+    async with asyncio.timeout(20), stream.records() as feed:
+        async for record in feed:
+            records.append(record)
+            if len(records) == 5:
+                break
+
+    removed = await remove_superseded(db, made.name, records)
+
+    assert removed == 1
+    left = await objects(s3, bucket)
+    assert first not in left and list(left.values()) == [b"b" * MB]
+    assert await table.get(other) == {**other, "blob": "b" * MB}
+
+
+async def test_compressed_text_round_trips_on_both_servers(
+    db: Client, make_table: MakeTable, server: LocalServer
+) -> None:
+    made = await make_table()
+    table = db.table(made.name, large=LargeAttributes(compress={"body", "raw"}, codec="zlib"))
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    body = "the same sentence again. " * 4000
+    await table.put({**key, "body": body, "raw": b"\x00" * 5000, "short": "x"})
+
+    stored = await raw_item(db, table, key)
+    assert set(stored["body"]) == {"B"} and set(stored["raw"]) == {"B"}
+    assert len(stored["body"]["B"]) < len(body) // 20
+    assert await table.get(key) == {**key, "body": body, "raw": b"\x00" * 5000, "short": "x"}
+
+    # A text that does not shrink stays a string; reads take either.
+    await table.put({**key, "body": "tiny"})
+    assert (await raw_item(db, table, key))["body"] == {"S": "tiny"}
+    assert await table.get(key) == {**key, "body": "tiny"}
+
+    # Every write path compresses: batch_write and the writer too.
+    await table.batch_write(puts=[{"PK": "DOC#2", "SK": "V", "body": body}])
+    async with table.writer() as w:
+        await w.put({"PK": "DOC#3", "SK": "V", "body": body})
+    got = await table.batch_get([{"PK": "DOC#2", "SK": "V"}, {"PK": "DOC#3", "SK": "V"}])
+    assert [g["body"] if g else None for g in got] == [body, body]
+    async for item in table.query(Key("PK").eq("DOC#2")):
+        assert item["body"] == body
+
+    with pytest.raises(InvalidExpression, match="body"):
+        async for _ in table.query(Key("PK").eq("DOC#2"), filter=Attr("body").contains("same")):
+            pass

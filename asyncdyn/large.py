@@ -484,7 +484,7 @@ class LargeAttributes:
     offloaded when still too big). ``codec``: ``"auto"`` (zstd when installed), ``"zlib"``
     or ``"zstd"``; reads understand both whatever it is."""
 
-    __slots__ = ("codec", "compress", "names", "offload")
+    __slots__ = ("codec", "compress", "guarded", "names", "offload", "opaque")
 
     def __init__(
         self,
@@ -492,8 +492,9 @@ class LargeAttributes:
         compress: Iterable[str] = (),
         offload: Mapping[str, S3Offload] | None = None,
         codec: Codec = "auto",
+        opaque: Iterable[str] = (),
     ) -> None:
-        if isinstance(compress, str):
+        if isinstance(compress, str) or isinstance(opaque, str):
             raise ConfigurationError("compress= is a set of attribute names, not one str")
         _check_codec(codec)
         self.compress = frozenset(compress)
@@ -506,6 +507,10 @@ class LargeAttributes:
                 raise ConfigurationError(f"a large attribute is named by a non-empty str: {name!r}")
         self.codec: Codec = codec
         self.names = self.compress | frozenset(self.offload)
+        # Compressed by someone else (an entity's generated encoder): only refused in
+        # conditions and filters here, where the server would compare the stored bytes.
+        self.opaque = frozenset(opaque)
+        self.guarded = self.names | self.opaque
 
     def __repr__(self) -> str:
         return (
@@ -524,13 +529,14 @@ class LargeAttributes:
             compress=self.compress | other.compress,
             offload={**self.offload, **other.offload},
             codec=self.codec if self.codec != "auto" else other.codec,
+            opaque=self.opaque | other.opaque,
         )
 
     # ---- checks, before anything is sent
 
     def check_key(self, key_names: Iterable[str], table: str) -> None:
         """Refuse a key attribute declared large: a key must stay comparable as it is."""
-        clash = self.names.intersection(key_names)
+        clash = self.guarded.intersection(key_names)
         if clash:
             raise ConfigurationError(
                 f"table {table!r}: key attribute {', '.join(sorted(clash))} cannot be "
@@ -546,19 +552,22 @@ class LargeAttributes:
     ) -> None:
         """Refuse a condition, filter or update that reads or sets a large attribute: the
         server sees the compressed bytes or the reference map, never the value."""
-        if expression is None or not self.names:
+        # An entity's compressed field may be set by an update (its encoder compressed the
+        # value); no condition can compare it.
+        guarded = self.names if isinstance(expression, Update) else self.guarded
+        if expression is None or not guarded:
             return
         used: set[str] = set()
         if isinstance(expression, str):
-            used.update(w for w in _words(expression) if w in self.names)
-            used.update(n for n in (names or {}).values() if n in self.names)
+            used.update(w for w in _words(expression) if w in guarded)
+            used.update(n for n in (names or {}).values() if n in guarded)
         else:
             ph = Placeholders(names, None)
             if isinstance(expression, Update):
                 ph.update(expression)
             else:
                 ph.condition(expression)
-            used.update(n for n in ph.names.values() if n in self.names)
+            used.update(n for n in ph.names.values() if n in guarded)
         if used:
             kind = "compressed or offloaded"
             raise InvalidExpression(

@@ -8,6 +8,7 @@ client and by raw GetItem calls, not only what asyncdyn hands back.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import uuid
@@ -314,3 +315,75 @@ async def test_compressed_text_round_trips_on_both_servers(
     with pytest.raises(InvalidExpression, match="body"):
         async for _ in table.query(Key("PK").eq("DOC#2"), filter=Attr("body").contains("same")):
             pass
+
+
+def _design(bucket: str) -> tuple[Any, Any]:
+    from asyncdyn.model import Design, Entity, field
+
+    shelf = Design(f"Shelf-{uuid.uuid4().hex[:8]}", key=("PK", "SK"))
+
+    @shelf.entity("Doc")
+    class Doc(Entity):
+        doc_id: str
+        version_no: int
+        body: str = field(compress=True)
+        scan: bytes | None = field(
+            default=None, compress=True, offload=S3Offload(bucket, "docs/", threshold=64_000)
+        )
+        key = shelf.key(pk="DOC#{doc_id}", sk="V#{version_no:04d}")
+
+    return shelf, Doc
+
+
+async def test_entities_compress_and_offload_their_fields(db: Client, s3: Any, bucket: str) -> None:
+    shelf, Doc = _design(bucket)
+    repo = shelf.bind(db)
+    await repo.create_table()
+    body = "chapter one. " * 20_000
+    scan = os.urandom(200_000) + b"\x00" * 400_000  # shrinks, and is still over 64 KB
+
+    await repo.put(Doc(doc_id="1", version_no=1, body=body, scan=scan))
+
+    raw = await raw_item(db, repo.table, {"PK": "DOC#1", "SK": "V#0001"})
+    assert set(raw["body"]) == {"B"} and set(raw["scan"]) == {"M"}
+    (stored,) = (await objects(s3, bucket)).values()
+    assert stored[0] in (0x11, 0x12) and len(stored) < len(scan)  # compressed, then offloaded
+    got = await repo.get(Doc, doc_id="1", version_no=1)
+    assert got == Doc(doc_id="1", version_no=1, body=body, scan=scan)
+
+    async for found in repo.query(Doc, doc_id="1"):
+        assert found.body == body  # listings decompress too
+
+    # An update of an offloaded field reads, changes and puts back; the old object goes.
+    noise = os.urandom(300_000)
+    await repo.update(Doc.ref(doc_id="1", version_no=1), scan=noise)
+    (after,) = (await objects(s3, bucket)).values()
+    assert after[1:] == noise  # header 0x10: random bytes do not shrink
+    got = await repo.get(Doc, doc_id="1", version_no=1)
+    assert got is not None and got.scan == noise
+    # Compressed small enough, a value stays in the item, and its object goes.
+    await repo.update(Doc.ref(doc_id="1", version_no=1), scan=b"\x01" * 300_000)
+    assert await objects(s3, bucket) == {}
+    got = await repo.get(Doc, doc_id="1", version_no=1)
+    assert got is not None and got.scan == b"\x01" * 300_000
+    await repo.delete(Doc.ref(doc_id="1", version_no=1))
+    assert await objects(s3, bucket) == {}
+
+
+async def test_entity_compression_on_both_servers(db: Client) -> None:
+    shelf, Doc = _design("unused-bucket")
+    repo = shelf.bind(db)
+    await repo.create_table()
+    body = "chapter two. " * 5_000
+    await repo.put(Doc(doc_id="2", version_no=1, body=body))
+    raw = await raw_item(db, repo.table, {"PK": "DOC#2", "SK": "V#0001"})
+    assert set(raw["body"]) == {"B"} and len(base64.b64decode(raw["body"]["B"])) < 1000
+    assert await repo.get(Doc, doc_id="2", version_no=1) == Doc(doc_id="2", version_no=1, body=body)
+    await repo.update(Doc.ref(doc_id="2", version_no=1), body="short now")
+    raw = await raw_item(db, repo.table, {"PK": "DOC#2", "SK": "V#0001"})
+    assert raw["body"] == {"S": "short now"}
+    got = await repo.get(Doc, doc_id="2", version_no=1)
+    assert got is not None and got.body == "short now"
+    with pytest.raises(InvalidExpression, match="body"):
+        await repo.put(Doc(doc_id="2", version_no=1, body="x"), condition=Attr("body").eq("y"))
+    await db.delete_table(repo.table.name, wait=False)

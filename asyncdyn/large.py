@@ -637,12 +637,16 @@ class LargeAttributes:
         if not self.offload:
             return item, set()
         key = {n: item[n] for n in key_names if n in item}
-        size = item_size(item)
+        # A candidate's size is its name and its bytes (as DynamoDB counts S and B): the
+        # rest of the item is sized once, without encoding megabytes for nothing.
         sized = [
-            (item_size({n: item[n]}), n)
-            for n in self.offload
-            if isinstance(item.get(n), str | bytes | bytearray)
+            (_value_size(name, item[name]), name)
+            for name in self.offload
+            if isinstance(item.get(name), str | bytes | bytearray)
         ]
+        candidates = {name for _, name in sized}
+        size = item_size({n: v for n, v in item.items() if n not in candidates})
+        size += sum(attribute_size for attribute_size, _ in sized)
         out = dict(item)
         uploads: list[tuple[str, str, bytes, str]] = []
         for attribute_size, name in sorted(sized, reverse=True):
@@ -709,6 +713,14 @@ class LargeAttributes:
     def _unpacked(self, name: str, value: Any) -> Any:
         # Compressed, then offloaded: the object holds the compressed bytes.
         return decompress_value(value, where=name) if name in self.compress else value
+
+
+def _value_size(name: str, value: str | bytes | bytearray) -> int:
+    try:
+        data = value.encode("utf-8") if isinstance(value, str) else value
+    except UnicodeEncodeError:
+        raise InvalidItem("a str that is not valid Unicode (a lone surrogate)", name) from None
+    return len(name.encode("utf-8")) + len(data)
 
 
 async def _together(calls: list[Awaitable[Any]]) -> list[Any]:

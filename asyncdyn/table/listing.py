@@ -85,6 +85,10 @@ class Listing(TableCore):
         decode_items = self._decode_items
         if exact and self._client._numbers == "float":
             decode_items = _EXACT.items
+            large = self._large
+            if large is not None:
+                store, exact_items = self._client._offload_store, _EXACT.items
+                decode_items = lambda wires: [large.expand(i, store) for i in exact_items(wires)]  # noqa: E731
 
         def read(data: dict[str, Any]) -> tuple[list[Item], WireKey | None]:
             # Decoded as the answer is read (Dispatcher.call_read): the wire page dies at once.

@@ -4,8 +4,10 @@ Against moto on loopback (one process serves both S3 and DynamoDB): each round w
 ``--items`` items, ``--concurrency`` at a time, each with a fresh 1 MB ``blob`` (random
 bytes, so compression has nothing to win) that goes to S3 before its PutItem; then reads
 them back with ``get`` (the object fetched from S3), then with ``fetch="lazy"`` (only the
-item). Reported per phase: items/s, MB/s of attribute payload, and the client's CPU per
-item (``time.process_time`` of this process; the server runs in its own).
+item). For scale, ``s3 put_object`` is aiobotocore alone uploading the same 1 MB bodies
+(no DynamoDB write): the floor under ``put``. Reported per phase: items/s, MB/s of
+attribute payload, and the client's CPU per item (``time.process_time`` of this process;
+the server runs in its own).
 
     python -m benchmarks.large --items 64 --rounds 5
 """
@@ -19,6 +21,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
@@ -61,6 +64,7 @@ async def main_async(args: argparse.Namespace) -> None:
         ) as s3:
             bucket = f"bench-{uuid.uuid4().hex[:10]}"
             await s3.create_bucket(Bucket=bucket)
+            baseline = await bare_puts(args, s3, bucket)
         async with Client(
             region=REGION,
             endpoint_url=server.endpoint_url,
@@ -85,14 +89,36 @@ async def main_async(args: argparse.Namespace) -> None:
                         offload={"blob": S3Offload(bucket, "bench", fetch="lazy")}
                     ),
                 )
-                await measure(args, eager, lazy)
+                await measure(args, eager, lazy, baseline)
     finally:
         server.stop()
 
 
-async def measure(args: argparse.Namespace, eager: Table, lazy: Table) -> None:
+async def bare_puts(args: argparse.Namespace, s3: Any, bucket: str) -> list[tuple[float, float]]:
     size = args.size_mb * MB
-    results: dict[str, list[tuple[float, float]]] = {"put": [], "get": [], "get lazy": []}
+    runs: list[tuple[float, float]] = []
+    for round_ in range(args.rounds + 1):
+        blobs = [os.urandom(size) for _ in range(args.items)]
+
+        async def put(i: int, blobs: list[bytes] = blobs) -> None:
+            await s3.put_object(Bucket=bucket, Key=f"bare/{i}", Body=blobs[i])
+
+        measured = await phase(args.items, args.concurrency, put)
+        if round_:
+            runs.append(measured)
+    return runs
+
+
+async def measure(
+    args: argparse.Namespace, eager: Table, lazy: Table, baseline: list[tuple[float, float]]
+) -> None:
+    size = args.size_mb * MB
+    results: dict[str, list[tuple[float, float]]] = {
+        "s3 put_object (aiobotocore alone)": baseline,
+        "put": [],
+        "get": [],
+        "get lazy": [],
+    }
     for round_ in range(args.rounds + 1):  # round 0 warms the pools up
         blobs = [os.urandom(size) for _ in range(args.items)]
 

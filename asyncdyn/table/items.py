@@ -265,17 +265,30 @@ class Items(Actions):
             self._client._offload_store(), self.name, key_names, large.prepare(item)
         )
         wire = self._item(prepared, prepared=True)
-        old = await self._write(
-            "PutItem",
-            self._request(Item=wire),
-            condition,
-            "ALL_OLD",
-            _WRITE_RETURNS,
-            returns_on_failure,
-            names,
-            values,
-            recognise=self._recogniser(wire),
-        )
+        _check_choice("returns_on_failure", returns_on_failure, _WRITE_RETURNS)
+        try:
+            old = await self._write(
+                "PutItem",
+                self._request(Item=wire),
+                condition,
+                "ALL_OLD",
+                _WRITE_RETURNS,
+                "ALL_OLD" if condition is not None else returns_on_failure,
+                names,
+                values,
+                recognise=self._recogniser(wire),
+            )
+        except ConditionalCheckFailed as exc:
+            # Our uploads that the item as it stands does not refer to are orphans. Only
+            # an item seen says so: without one (no item, or a server that does not return
+            # it) they stay, for remove_superseded or a bucket sweep.
+            if exc.item is not None:
+                orphans = referenced - large.references(exc.item)
+                if orphans:
+                    await self._client._offload_store().delete(sorted(orphans))
+            if returns_on_failure == "NONE":
+                exc.item = None
+            raise
         await self._supersede(old, referenced, returns)
         return old if returns == "ALL_OLD" else None
 

@@ -394,10 +394,17 @@ class Client:
             else {"ReturnConsumedCapacity": self._consumed_capacity}
         )
         items = await transact_get(self._dispatcher, listed, self._decoder, extra)
-        return [
+        out = [
             self.table(get.table)._live(item, get.strip)
             for get, item in zip(listed, items, strict=True)
         ]
+        for name in {get.table for get in listed}:  # large attributes (asyncdyn.large)
+            table = self.table(name)
+            if table._large is not None:
+                at = [i for i, get in enumerate(listed) if get.table == name]
+                for i, item in zip(at, await table._read_large([out[i] for i in at]), strict=True):
+                    out[i] = item
+        return out
 
     async def batch_get(
         self,
@@ -434,7 +441,9 @@ class Client:
         outcome = await fetch_all(self._batch, distinct, window=self._window)
         decode = self._decoder.item
         result = {
-            name: [self.table(name)._live(item, strips[name]) for item in aligned(at, decode)]
+            name: await self.table(name)._read_large(
+                [self.table(name)._live(item, strips[name]) for item in aligned(at, decode)]
+            )
             for name, at in positions.items()
         }
         if outcome.leftovers:

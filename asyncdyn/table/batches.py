@@ -73,11 +73,7 @@ class Batches(TableCore):
         result = aligned(positions, self._decode)
         if self._expiry is not None:
             result = [self._live(item, strip) for item in result]
-        large = self._large
-        if large is not None:  # read by the engine's decoder: expanded here, then fetched
-            store = self._client._offload_store
-            result = [None if item is None else large.expand(item, store) for item in result]
-            await large.load(result)  # offloaded attributes, concurrently from S3
+        result = await self._read_large(result)  # compressed / offloaded attributes
         if outcome.leftovers:
             unprocessed = [dict(entry.source) for entry in outcome.leftovers]
             raise UnprocessedKeysError(result, unprocessed) from outcome.error

@@ -170,6 +170,17 @@ class TableCore:
         self._decode = decode
         self._decode_items = lambda items: [decode(item) for item in items]
 
+    async def _read_large(self, items: list[Item | None]) -> list[Item | None]:
+        """Items decoded by an engine (batch, transaction) with their large attributes as
+        every read returns them: decompressed, and offloaded ones read from S3."""
+        large = self._large
+        if large is None:
+            return items
+        store = self._client._offload_store
+        out = [None if item is None else large.expand(item, store) for item in items]
+        await large.load(out)
+        return out
+
     def _check_large(
         self, what: str, expression: Any, names: Mapping[str, str] | None = None
     ) -> None:

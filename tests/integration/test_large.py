@@ -242,9 +242,15 @@ async def test_batch_get_reads_offloaded_attributes_concurrently(
     table = db.table(made.name, large=LargeAttributes(offload={"blob": low}))
     await asyncio.gather(*(table.put({"PK": k, "SK": "V", "blob": v}) for k, v in values.items()))
 
-    got = await table.batch_get([{"PK": k, "SK": "V"} for k in values])
+    keys = [{"PK": k, "SK": "V"} for k in values]
+    got = await table.batch_get(keys)
     assert len(await objects(s3, bucket)) == 6
     assert [g["blob"] if g else None for g in got] == list(values.values())
+    # The client-wide batch read and a transactional read give the values as well.
+    several = await db.batch_get({table.name: keys})
+    assert [g["blob"] if g else None for g in several[table.name]] == list(values.values())
+    snapshot = await db.transact_get([table.tx_get(k) for k in keys[:3]])
+    assert [g["blob"] if g else None for g in snapshot] == list(values.values())[:3]
 
 
 async def test_conditions_on_offloaded_attributes_are_refused_before_sending(

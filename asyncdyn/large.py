@@ -598,23 +598,33 @@ class LargeAttributes:
         return item if out is None else out
 
     def decoder(
-        self, decode: Callable[[Any], dict[str, Any]], store: Callable[[], S3Store]
+        self,
+        decode: Callable[[Any], dict[str, Any]],
+        store: Callable[[], S3Store],
+        key_names: Callable[[], Sequence[str]],
     ) -> Callable[[Any], dict[str, Any]]:
         """``decode`` (wire item -> item) followed by ``expand``."""
         expand = self.expand
 
         def decode_large(wire: Any) -> dict[str, Any]:
-            return expand(decode(wire), store)
+            return expand(decode(wire), store, key_names())
 
         return decode_large
 
-    def expand(self, item: dict[str, Any], store: Callable[[], S3Store]) -> dict[str, Any]:
+    def expand(
+        self,
+        item: dict[str, Any],
+        store: Callable[[], S3Store],
+        key_names: Sequence[str] = (),
+    ) -> dict[str, Any]:
         """``item`` (decoded) with its compressed attributes decompressed and an
-        ``Offloaded`` handle in place of each reference map (in place; returned)."""
+        ``Offloaded`` handle in place of each reference map (in place; returned). The
+        handle knows the item's key (``key_names``) to name it in errors."""
         for name in self.offload:
             value = item.get(name)
             if value.__class__ is dict and _is_reference(value):
-                item[name] = Offloaded(value, store(), attribute=name)
+                key = {n: item[n] for n in key_names if n in item} or None
+                item[name] = Offloaded(value, store(), attribute=name, item_key=key)
         for name in self.compress:
             value = item.get(name)
             if value.__class__ is bytes:

@@ -166,9 +166,15 @@ class TableCore:
         if self._large is not None:
             large = self._large.merged(large)
         self._large = large
-        decode = large.decoder(self._client._decoder.item, self._client._offload_store)
+        decode = large.decoder(
+            self._client._decoder.item, self._client._offload_store, self._known_key_names
+        )
         self._decode = decode
         self._decode_items = lambda items: [decode(item) for item in items]
+
+    def _known_key_names(self) -> tuple[str, ...]:
+        schema = self._key_schema
+        return () if schema is None else schema.names
 
     async def _read_large(self, items: list[Item | None]) -> list[Item | None]:
         """Items decoded by an engine (batch, transaction) with their large attributes as
@@ -177,7 +183,8 @@ class TableCore:
         if large is None:
             return items
         store = self._client._offload_store
-        out = [None if item is None else large.expand(item, store) for item in items]
+        names = self._known_key_names()
+        out = [None if item is None else large.expand(item, store, names) for item in items]
         await large.load(out)
         return out
 

@@ -75,7 +75,7 @@ class Items(Actions):
                 lane, self.name, key, wire, consistent=consistent, projection=projection
             )
             if item is not None and self._large is not None:
-                item = self._large.expand(item, self._client._offload_store)
+                item = self._large.expand(item, self._client._offload_store, tuple(key))
                 await self._large.load([item])
             return self._live(item, strip)
         request = self._request(Key=wire)

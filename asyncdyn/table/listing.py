@@ -88,7 +88,10 @@ class Listing(TableCore):
             large = self._large
             if large is not None:
                 store, exact_items = self._client._offload_store, _EXACT.items
-                decode_items = lambda wires: [large.expand(i, store) for i in exact_items(wires)]  # noqa: E731
+                names = self._known_key_names()
+                decode_items = lambda wires: [  # noqa: E731
+                    large.expand(i, store, names) for i in exact_items(wires)
+                ]
 
         def read(data: dict[str, Any]) -> tuple[list[Item], WireKey | None]:
             # Decoded as the answer is read (Dispatcher.call_read): the wire page dies at once.

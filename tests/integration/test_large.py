@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -194,6 +195,25 @@ async def test_an_s3_error_leaves_dynamodb_untouched(
     assert await table.get(key) == {**key, "blob": b"old"}
 
 
+async def test_s3_down_leaves_dynamodb_untouched(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    await table.put({**key, "blob": b"old"})
+    # Nothing listens on this port: S3 unreachable, DynamoDB fine.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    db._offload_store().endpoint_url = dead
+
+    with pytest.raises(OffloadError, match="DynamoDB was not written") as caught:
+        await table.put({**key, "blob": os.urandom(MB)})
+
+    assert caught.value.item_key == key
+    assert await table.get(key) == {**key, "blob": b"old"}
+
+
 async def test_a_dangling_reference_names_the_item_and_the_object(
     db: Client, make_table: MakeTable, s3: Any, bucket: str
 ) -> None:
@@ -207,7 +227,7 @@ async def test_a_dangling_reference_names_the_item_and_the_object(
         await table.get(key)
 
     assert caught.value.object_key == gone and caught.value.bucket == bucket
-    assert caught.value.attribute == "blob"
+    assert caught.value.attribute == "blob" and caught.value.item_key == key
     assert gone in str(caught.value)
 
 

@@ -127,6 +127,23 @@ async def test_a_small_item_stays_inline(
     assert await table.get(key) == {**key, "blob": b"small"}
 
 
+async def test_the_largest_attributes_go_first_until_the_item_fits(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table()
+    spec = S3Offload(bucket, threshold=350_000)
+    table = db.table(made.name, large=LargeAttributes(offload={"a": spec, "b": spec}))
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    a, b = os.urandom(300_000), os.urandom(200_000)
+
+    await table.put({**key, "a": a, "b": b})  # 500 KB: only "a" has to go
+
+    stored = await raw_item(db, table, key)
+    assert set(stored["a"]) == {"M"} and set(stored["b"]) == {"B"}
+    assert list((await objects(s3, bucket)).values()) == [a]
+    assert await table.get(key) == {**key, "a": a, "b": b}
+
+
 async def test_overwrite_deletes_the_superseded_object_after_the_write(
     db: Client, make_table: MakeTable, s3: Any, bucket: str
 ) -> None:

@@ -39,7 +39,7 @@ from types import ModuleType
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
-from .credentials import CredentialsProvider
+from .credentials import BotocoreCredentials, CredentialsProvider
 from .errors import (
     ConfigurationError,
     CorruptAttribute,
@@ -347,13 +347,23 @@ class S3Store:
                 from aiobotocore.session import AioSession
 
                 creds = await self._credentials.get()
-                context = AioSession().create_client(
+                session = getattr(self._credentials, "session", None)
+                if isinstance(self._credentials, BotocoreCredentials) and session is not None:
+                    # The standard chain's own session: S3 refreshes (SSO, roles) with it.
+                    keys: dict[str, Any] = {}
+                else:
+                    # Given keys, or a provider of the caller's: taken once, here.
+                    session = AioSession()
+                    keys = {
+                        "aws_access_key_id": creds.access_key,
+                        "aws_secret_access_key": creds.secret_key,
+                        "aws_session_token": creds.token,
+                    }
+                context = session.create_client(
                     "s3",
                     region_name=self.region,
                     endpoint_url=self.endpoint_url,
-                    aws_access_key_id=creds.access_key,
-                    aws_secret_access_key=creds.secret_key,
-                    aws_session_token=creds.token,
+                    **keys,
                     config=AioConfig(
                         # Path-style: a loopback endpoint has no per-bucket host names.
                         s3={"addressing_style": "path"},

@@ -231,6 +231,32 @@ async def test_s3_down_leaves_dynamodb_untouched(
     assert await table.get(key) == {**key, "blob": b"old"}
 
 
+async def test_the_standard_credential_chain_is_shared_with_s3(
+    server: LocalServer,
+    make_table: MakeTable,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from asyncdyn.credentials import BotocoreCredentials
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "chain-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "chain-secret")
+    made = await make_table()
+    chain = BotocoreCredentials()
+    async with Client(
+        region="us-east-1", endpoint_url=server.endpoint_url, credentials=chain
+    ) as other:
+        table = other.table(made.name, large=LargeAttributes(offload={"blob": S3Offload(bucket)}))
+        blob = os.urandom(MB)
+        await table.put({"PK": "A", "SK": "B", "blob": blob})
+        assert await table.get({"PK": "A", "SK": "B"}) == {"PK": "A", "SK": "B", "blob": blob}
+        s3_client = await other._offload_store()._s3()
+        # The S3 client's own signer credentials (aiobotocore keeps them there).
+        frozen = await s3_client._get_credentials().get_frozen_credentials()
+        assert frozen.access_key == "chain-key" and chain.session is not None
+
+
 async def test_a_dangling_reference_names_the_item_and_the_object(
     db: Client, make_table: MakeTable, s3: Any, bucket: str
 ) -> None:

@@ -166,9 +166,12 @@ class Items(Actions):
         self._check_update(update)
         self._check_large("update", update, names)
         _expressions(request, update=update, condition=condition, names=names, values=values)
-        return await self._write(
+        got = await self._write(
             "UpdateItem", request, None, returns, _UPDATE_RETURNS, returns_on_failure, None, None
         )
+        if got is not None and self._large is not None:
+            await self._large.load([got])  # returned offloaded attributes, as a get has them
+        return got
 
     async def delete(
         self,

@@ -434,6 +434,10 @@ async def test_entities_compress_and_offload_their_fields(db: Client, s3: Any, b
     assert stored[0] in (0x11, 0x12) and len(stored) < len(scan)  # compressed, then offloaded
     got = await repo.get(Doc, doc_id="1", version_no=1)
     assert got == Doc(doc_id="1", version_no=1, body=body, scan=scan)
+    # An update of another field returns the entity with its offloaded field read.
+    changed = await repo.update(Doc.ref(doc_id="1", version_no=1), body="short")
+    assert changed == Doc(doc_id="1", version_no=1, body="short", scan=scan)
+    body = "short"
 
     async for found in repo.query(Doc, doc_id="1"):
         assert found.body == body  # listings decompress too

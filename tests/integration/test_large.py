@@ -36,6 +36,7 @@ from asyncdyn import (
     TableNotFound,
     remove_superseded,
 )
+from asyncdyn.large import load_all
 from asyncdyn.local import LocalServer
 from asyncdyn.streams import Record
 
@@ -289,6 +290,12 @@ async def test_lazy_reads_give_a_handle_and_a_handle_writes_back_as_is(
     handle = got["blob"]
     assert isinstance(handle, Offloaded) and not handle.loaded
     assert await handle.load() == text
+
+    # A listing gives handles; load_all reads a page's handles concurrently.
+    listed = [item async for item in table.query(Key("PK").eq("DOC#1"))]
+    assert isinstance(listed[0]["blob"], Offloaded) and not listed[0]["blob"].loaded
+    await load_all(listed)
+    assert listed[0]["blob"].loaded and await listed[0]["blob"].load() == text
 
     await table.put({**got, "n": 2})  # the handle goes back as its reference
     assert len(await objects(s3, bucket)) == 1

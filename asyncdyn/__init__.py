@@ -41,8 +41,9 @@ from .errors import (
 )
 from .expressions import Attr, Condition, Key, KeyCondition, Update
 from .fanout import TimeBuckets, WriteSharding
-from .large import LargeAttributes, Offloaded, S3Offload, remove_superseded
+from .large import LargeAttributes
 from .model import Design, Raw, field
+from .offload import Offloaded, S3Offload, remove_superseded
 from .paging import Page
 from .retry import RetryPolicy
 from .schema import GlobalIndex, KeySchema, LocalIndex

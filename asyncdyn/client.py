@@ -31,9 +31,10 @@ from .errors import (
     TableNotFound,
     UnprocessedKeysError,
 )
-from .large import LargeAttributes, S3Store
+from .large import LargeAttributes
 from .lean import LeanTransport
 from .marshal import NumberMode, decoder
+from .offload import S3Store
 from .paging import (
     CursorCodec,
     process_cursor_key,
@@ -322,7 +323,7 @@ class Client:
         return self._streams
 
     def _offload_store(self) -> S3Store:
-        """The S3 client of offloaded attributes, made on first use (asyncdyn.large)."""
+        """The S3 client of offloaded attributes, made on first use (asyncdyn.offload)."""
         if self._s3 is None:
             self._s3 = S3Store(
                 region=self.region,

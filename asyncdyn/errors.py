@@ -516,7 +516,7 @@ def error_from_response(status: int, body: Mapping[str, Any], operation: str = "
 
 
 class OffloadError(AsyncDynError):
-    """S3 failed an offloaded attribute's object (``asyncdyn.large``): an upload before a
+    """S3 failed an offloaded attribute's object (``asyncdyn.offload``): an upload before a
     write (DynamoDB was then not written), or a download on a read.
 
     ``bucket`` and ``object_key`` name the object, ``item_key`` the item (its key attributes),

@@ -15,9 +15,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
+from ..compression import compress_value, decompress_value
 from ..errors import ConfigurationError, InvalidItem
 from ..fanout import stable_shard
-from ..large import LargeAttributes, compress_value, decompress_value
+from ..large import LargeAttributes
+from ..offload import Offloaded
 from .fields import MISSING, FieldSpec, field
 from .keys import EntityKey, NaturalKey
 from .templates import render_datetime
@@ -242,6 +244,8 @@ def _encode_epoch(where: str, whole: bool) -> Callable[[Any], int | Decimal]:
 
 def _compressor(where: str) -> Callable[[Any], Any]:
     def encode(value: Any) -> Any:
+        if value.__class__ is Offloaded:  # read lazily, written back: its reference stays
+            return value
         return compress_value(value, where=where)
 
     return encode

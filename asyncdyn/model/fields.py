@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..large import S3Offload
+from ..offload import S3Offload
 
 __all__ = ["MISSING", "FieldSpec", "field"]
 
@@ -77,7 +77,7 @@ def field(
     ``"USERS#{shard}"`` that spreads a hot key; reads that do not give the source field query
     every shard and merge them in sort-key order.
     ``compress=True``: a str or bytes stored as binary with a codec header when that is
-    smaller (``asyncdyn.large``). ``offload=S3Offload(bucket, prefix)``: a str or bytes
+    smaller (``asyncdyn.compression``). ``offload=S3Offload(bucket, prefix)``: a str or bytes
     uploaded to S3 when the item would be over the threshold, the item keeping a reference.
     Neither can be part of a key, a condition or a ``where=``.
     """

@@ -30,8 +30,9 @@ from ..expressions import (
     Update,
     projection_with,
 )
-from ..large import LargeAttributes, S3Store
+from ..large import LargeAttributes
 from ..marshal import Decoder, NumberMode, WireItem, as_floats, decoder, encode_item, encode_key
+from ..offload import S3Store
 from ..paging import (
     CursorCodec,
 )

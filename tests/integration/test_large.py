@@ -36,8 +36,8 @@ from asyncdyn import (
     TableNotFound,
     remove_superseded,
 )
-from asyncdyn.large import load_all
 from asyncdyn.local import LocalServer
+from asyncdyn.offload import load_all
 from asyncdyn.streams import Record
 
 MakeTable = Callable[..., Awaitable[Table]]

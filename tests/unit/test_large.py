@@ -20,10 +20,11 @@ from asyncdyn import (
     Key,
     LargeAttributes,
     S3Offload,
+    compression,
 )
-from asyncdyn import large as large_module
-from asyncdyn.large import DEFAULT_THRESHOLD, compress_value, decompress_value, object_key
+from asyncdyn.compression import compress_value, decompress_value
 from asyncdyn.model import Design, Entity, field
+from asyncdyn.offload import DEFAULT_THRESHOLD, object_key
 from asyncdyn.testing import ScriptedTransport, answer
 
 TEXT = "a line of text that repeats, as logs and HTML do. " * 200
@@ -55,7 +56,7 @@ def test_bytes_round_trip_and_stay_bytes(codec: Any, header: int) -> None:
 def test_auto_is_zstd_when_installed_and_zlib_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("zstandard")
     assert compress_value(TEXT)[0] == 0x02
-    monkeypatch.setattr(large_module, "_zstd", lambda: None)
+    monkeypatch.setattr(compression, "_zstd", lambda: None)
     assert compress_value(TEXT)[0] == 0x01
 
 
@@ -70,7 +71,6 @@ def test_a_value_is_compressed_only_when_that_saves_space() -> None:
     assert compress_value(sentence) == sentence
     assert compress_value(sentence, codec="zlib") == sentence
     assert decompress_value(sentence) == sentence
-    assert compress_value(None) is None
 
 
 def test_unreadable_stored_values_are_named() -> None:
@@ -78,6 +78,8 @@ def test_unreadable_stored_values_are_named() -> None:
         decompress_value(b'{"not": "compressed"}', where="Doc.body")
     with pytest.raises(InvalidItem, match="Doc.body: a compressed attribute is a str or bytes"):
         compress_value(12, where="Doc.body")
+    with pytest.raises(InvalidItem, match="body: a compressed attribute is a str or bytes"):
+        LargeAttributes(compress={"body"}).prepare({"PK": "1", "body": 12})
 
 
 def test_zstd_values_without_zstandard_say_what_to_install(
@@ -85,7 +87,7 @@ def test_zstd_values_without_zstandard_say_what_to_install(
 ) -> None:
     pytest.importorskip("zstandard")
     stored = compress_value(TEXT, codec="zstd")
-    monkeypatch.setattr(large_module, "_zstd", lambda: None)
+    monkeypatch.setattr(compression, "_zstd", lambda: None)
     with pytest.raises(CorruptAttribute, match=r"asyncdyn\[zstd\]"):
         decompress_value(stored, where="body")
     with pytest.raises(ConfigurationError, match="zstandard"):

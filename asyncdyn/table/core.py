@@ -167,6 +167,8 @@ class TableCore:
         if self._large is not None:
             large = self._large.merged(large)
         self._large = large
+        if not large.names:
+            return  # only an entity's own compressed fields: its codec decodes them
         decode = large.decoder(
             self._client._decoder.item, self._client._offload_store, self._known_key_names
         )
@@ -253,10 +255,12 @@ class TableCore:
     def _item(self, item: Mapping[str, Any], *, prepared: bool = False) -> WireItem:
         """``item`` encoded, with its key attributes checked when the key schema is known
         (its large attributes compressed first, unless ``prepared`` did it already)."""
+        schema = self._key_schema
         if self._large is not None and not prepared:
+            if schema is not None:  # the schema may have been learnt after the policy
+                self._large.check_key(schema.names, self.name)
             item = self._large.prepare(item)
         wire = encode_item(item)
-        schema = self._key_schema
         if schema is not None:
             for name in schema.names:
                 value = wire.get(name)

@@ -159,6 +159,15 @@ async def test_a_compressing_table_sends_binary_and_reads_text(
         await table.update({"PK": "D1"}, Attr("body").set("new"))
     assert len(transport.requests) == 2  # nothing sent for the refused ones
 
+    # A key attribute declared compressed: refused when the key becomes known.
+    odd = client.table("Odd", large=LargeAttributes(compress={"PK"}))
+    client.table("Odd", key=("PK",))
+    with pytest.raises(ConfigurationError, match="key attribute PK cannot be compressed"):
+        await odd.put({"PK": TEXT})
+    with pytest.raises(ConfigurationError, match="key attribute PK"):
+        client.table("Docs", large=LargeAttributes(compress={"PK"}))
+    assert len(transport.requests) == 2
+
 
 shelf = Design("Shelf", key=("PK", "SK"))
 

@@ -12,12 +12,15 @@ from .errors import (
     ClientClosed,
     ConditionalCheckFailed,
     ConfigurationError,
+    CorruptAttribute,
+    DanglingReference,
     ExpiredIterator,
     InvalidCursor,
     InvalidExpression,
     InvalidItem,
     InvalidTransaction,
     NativeTransferError,
+    OffloadError,
     OutcomeUnknown,
     RequestTimeout,
     ResourceInUse,
@@ -42,7 +45,9 @@ from .errors import (
 from .expressions import Attr, Condition, Key, KeyCondition, Update
 from .fanout import TimeBuckets, WriteSharding
 from .hotkeys import HotKey, HotKeys
+from .large import LargeAttributes
 from .model import Design, Raw, field
+from .offload import Offloaded, S3Offload, remove_superseded
 from .paging import Page
 from .retry import RetryPolicy
 from .schema import GlobalIndex, KeySchema, LocalIndex
@@ -74,8 +79,10 @@ __all__ = [
     "Condition",
     "ConditionalCheckFailed",
     "ConfigurationError",
+    "CorruptAttribute",
     "Credentials",
     "CredentialsProvider",
+    "DanglingReference",
     "Design",
     "ExpiredIterator",
     "GlobalIndex",
@@ -90,9 +97,12 @@ __all__ = [
     "Key",
     "KeyCondition",
     "KeySchema",
+    "LargeAttributes",
     "LocalIndex",
     "MemoryCheckpoints",
     "NativeTransferError",
+    "OffloadError",
+    "Offloaded",
     "OutcomeUnknown",
     "Page",
     "Raw",
@@ -103,6 +113,7 @@ __all__ = [
     "ResourceInUse",
     "RetriesExhausted",
     "RetryPolicy",
+    "S3Offload",
     "ServerError",
     "ServiceError",
     "StatsSnapshot",
@@ -133,4 +144,5 @@ __all__ = [
     "expires_at",
     "field",
     "is_expired",
+    "remove_superseded",
 ]

@@ -33,8 +33,10 @@ from .errors import (
     UnprocessedKeysError,
 )
 from .hotkeys import HotKeys
+from .large import LargeAttributes
 from .lean import LeanTransport
 from .marshal import NumberMode, decoder
+from .offload import S3Store
 from .paging import (
     CursorCodec,
     process_cursor_key,
@@ -226,6 +228,7 @@ class Client:
         self._http = http
         self._streams: Dispatcher | None = None
         self._streams_transport: Transport | None = None
+        self._s3: S3Store | None = None
 
     def __repr__(self) -> str:
         return f"Client(region={self.region!r}, endpoint_url={self.endpoint_url!r})"
@@ -249,6 +252,9 @@ class Client:
         streams_transport, self._streams_transport = self._streams_transport, None
         if streams_transport is not None:
             await streams_transport.close()
+        s3, self._s3 = self._s3, None
+        if s3 is not None:
+            await s3.close()
         await self._dispatcher.transport.close()
 
     def table(
@@ -257,6 +263,7 @@ class Client:
         *,
         key: KeySchema | tuple[str] | tuple[str, str] | None = None,
         cache: ItemCache | Literal[False] | None = None,
+        large: LargeAttributes | None = None,
     ) -> Table:
         """The ``Table`` named ``name`` (no request is made).
 
@@ -268,6 +275,8 @@ class Client:
         ``cache`` gives this table an ``ItemCache`` of its own (``False``: none, even when
         the client has one); ``None`` leaves it as it is (at first, the client's). It stays
         with the table: an entity repository bound afterwards reads through it too.
+        ``large`` — a ``LargeAttributes`` — names the attributes stored compressed or offloaded
+        to S3 (``asyncdyn.large``; added to what the table already had).
         """
         table = self._tables.get(name)
         if table is None:
@@ -287,6 +296,8 @@ class Client:
                 )
             if table._key_schema is None or isinstance(key, KeySchema):
                 table._key_schema = schema
+        if large is not None:
+            table._use_large(large)
         return table
 
     def _count_cache(self, cache: ItemCache | None) -> None:
@@ -360,6 +371,17 @@ class Client:
                 transport, host=host, target_prefix=STREAMS_TARGET
             )
         return self._streams
+
+    def _offload_store(self) -> S3Store:
+        """The S3 client of offloaded attributes, made on first use (asyncdyn.offload)."""
+        if self._s3 is None:
+            self._s3 = S3Store(
+                region=self.region,
+                endpoint_url=self.endpoint_url,
+                credentials=self._dispatcher._credentials,
+                max_concurrency=self.max_concurrency,
+            )
+        return self._s3
 
     def stats(self) -> StatsSnapshot:
         """A snapshot of this client's counters."""
@@ -469,10 +491,17 @@ class Client:
             else {"ReturnConsumedCapacity": self._consumed_capacity}
         )
         items = await transact_get(self._dispatcher, listed, self._decoder, extra)
-        return [
+        out = [
             self.table(get.table)._live(item, get.strip)
             for get, item in zip(listed, items, strict=True)
         ]
+        for name in {get.table for get in listed}:  # large attributes (asyncdyn.large)
+            table = self.table(name)
+            if table._large is not None:
+                at = [i for i, get in enumerate(listed) if get.table == name]
+                for i, item in zip(at, await table._read_large([out[i] for i in at]), strict=True):
+                    out[i] = item
+        return out
 
     async def batch_get(
         self,
@@ -516,7 +545,9 @@ class Client:
             cache.fill_entries(name, fetched, token, outcome.leftovers)
         decode = self._decoder.item
         result = {
-            name: [self.table(name)._live(item, strips[name]) for item in aligned(at, decode)]
+            name: await self.table(name)._read_large(
+                [self.table(name)._live(item, strips[name]) for item in aligned(at, decode)]
+            )
             for name, at in positions.items()
         }
         if outcome.leftovers:

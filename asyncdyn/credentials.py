@@ -196,6 +196,12 @@ class BotocoreCredentials:
     def __repr__(self) -> str:
         return f"BotocoreCredentials(profile={self._profile!r}, current={self._cached!r})"
 
+    @property
+    def session(self) -> Any:
+        """The ``AioSession`` that resolves the chain (``None`` before the first ``get``):
+        another aiobotocore client made from it shares its refreshing credentials."""
+        return self._session
+
     async def get(self) -> Credentials:
         """Current credentials; cheap unless the chain is unresolved or expiry is near."""
         cached = self._cached

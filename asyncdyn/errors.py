@@ -28,7 +28,10 @@
     ├── StreamNotEnabled                   the table has no stream; .table
     ├── RetriesExhausted                   attempts or deadline used up; .last_error
     ├── UnprocessedKeysError               .partial, .unprocessed
-    └── UnprocessedItemsError              .puts .deletes, .maybe_puts .maybe_deletes
+    ├── UnprocessedItemsError              .puts .deletes, .maybe_puts .maybe_deletes
+    ├── OffloadError                       S3 refused an offloaded attribute; .bucket .object_key
+    │   └── DanglingReference              an item refers to an S3 object that is not there
+    └── CorruptAttribute (ValueError)      a stored large attribute that cannot be read back
 
 Retryability is a class attribute, so the retry loop and a caller's ``except`` agree.
 ``maybe_applied`` says whether the failed request may still have been applied by the server
@@ -49,12 +52,15 @@ __all__ = [
     "ClientClosed",
     "ConditionalCheckFailed",
     "ConfigurationError",
+    "CorruptAttribute",
+    "DanglingReference",
     "ExpiredIterator",
     "InvalidCursor",
     "InvalidExpression",
     "InvalidItem",
     "InvalidTransaction",
     "NativeTransferError",
+    "OffloadError",
     "OutcomeUnknown",
     "RequestTimeout",
     "ResourceInUse",
@@ -579,3 +585,44 @@ def error_from_response(status: int, body: Mapping[str, Any], operation: str = "
     if not code:
         code = f"HTTP{status}"
     return cls(code, message, status=status, body=body, operation=operation)
+
+
+class OffloadError(AsyncDynError):
+    """S3 failed an offloaded attribute's object (``asyncdyn.offload``): an upload before a
+    write (DynamoDB was then not written), or a download on a read.
+
+    ``bucket`` and ``object_key`` name the object, ``item_key`` the item (its key attributes),
+    ``attribute`` the attribute; the S3 error is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bucket: str,
+        object_key: str,
+        item_key: Mapping[str, Any] | None = None,
+        attribute: str = "",
+    ) -> None:
+        self.bucket = bucket
+        self.object_key = object_key
+        self.item_key = dict(item_key) if item_key is not None else None
+        self.attribute = attribute
+        item = f" of item {self.item_key!r}" if self.item_key is not None else ""
+        named = f" (attribute {attribute!r}{item})" if attribute else item
+        super().__init__(f"{message}: s3://{bucket}/{object_key}{named}")
+
+
+class DanglingReference(OffloadError):
+    """An item refers to an offloaded S3 object that does not exist (deleted by hand, by a
+    lifecycle rule, or the item was copied from elsewhere)."""
+
+
+class CorruptAttribute(AsyncDynError, ValueError):
+    """A compressed or offloaded attribute whose stored bytes cannot be read back: an unknown
+    codec header, a codec that is not installed (zstd without ``zstandard``), or an S3
+    object whose SHA-256 is not the one its reference names. ``attribute`` names it."""
+
+    def __init__(self, message: str, attribute: str = "") -> None:
+        self.attribute = attribute
+        super().__init__(f"{attribute}: {message}" if attribute else message)

@@ -15,8 +15,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
+from ..compression import compress_value, decompress_value
 from ..errors import ConfigurationError, InvalidItem
 from ..fanout import stable_shard
+from ..large import LargeAttributes
+from ..offload import Offloaded
 from .fields import MISSING, FieldSpec, field
 from .keys import EntityKey, NaturalKey
 from .templates import render_datetime
@@ -126,6 +129,7 @@ class EntityInfo:
         "fields",
         "indexes",
         "key",
+        "large",
         "natural",
         "names",
         "shards",
@@ -156,6 +160,9 @@ class EntityInfo:
         self.shards: tuple[FieldInfo, ...] = ()
         # Attributes the repository writes and reads never hand back as fields.
         self.derived: frozenset[str] = frozenset()
+        # Stored names of compressed / offloaded fields (asyncdyn.large): the table offloads
+        # and refuses them in conditions; the generated codecs compress them.
+        self.large: LargeAttributes | None = None
         self.encode: Callable[[Any], dict[str, Any]] = _unset
         # decode(item, key_fields=None): key_fields, when the caller parsed the key already.
         self.decode: Callable[..., Any] = _unset
@@ -235,6 +242,22 @@ def _encode_epoch(where: str, whole: bool) -> Callable[[Any], int | Decimal]:
     return encode
 
 
+def _compressor(where: str) -> Callable[[Any], Any]:
+    def encode(value: Any) -> Any:
+        if value.__class__ is Offloaded:  # read lazily, written back: its reference stays
+            return value
+        return compress_value(value, where=where)
+
+    return encode
+
+
+def _decompressor(where: str) -> Callable[[Any], Any]:
+    def decode(value: Any) -> Any:
+        return decompress_value(value, where=where)
+
+    return decode
+
+
 def _decode_epoch(value: Any) -> datetime:
     return datetime.fromtimestamp(float(value), UTC)
 
@@ -305,6 +328,14 @@ def compile_entity(
             raise ConfigurationError(f"{cls.__name__}.{name}: a timestamp field is a datetime")
         if spec.version and kind is not int:
             raise ConfigurationError(f"{cls.__name__}.{name}: a version field is an int")
+        if (spec.compress or spec.offload is not None) and kind not in (str, bytes):
+            raise ConfigurationError(
+                f"{cls.__name__}.{name}: a compressed or offloaded field is a str or bytes"
+            )
+        if (spec.compress or spec.offload is not None) and spec.unique:
+            raise ConfigurationError(
+                f"{cls.__name__}.{name}: a compressed or offloaded field cannot be unique"
+            )
         fields.append(info_field)
 
     info = EntityInfo(cls, design, type_name, aliases)
@@ -366,6 +397,23 @@ def compile_entity(
         for template in (declared.pk, declared.sk):
             if template is not None:
                 template.compile(type_name, types_of)
+    templated: list[tuple[str, ...]] = [info.key.fields]
+    templated += [d.fields for d in info.indexes.values()]
+    templated += [n.fields for n in info.natural.values()]
+    for names in templated:
+        for name in names:
+            spec = info.fields[name].spec
+            if spec.compress or spec.offload is not None:
+                raise ConfigurationError(
+                    f"{cls.__name__}.{name}: a compressed or offloaded field cannot be part of "
+                    f"a key template (its stored form is bytes or an S3 reference)"
+                )
+    large = [f for f in fields if f.spec.compress or f.spec.offload is not None]
+    if large:
+        info.large = LargeAttributes(
+            offload={f.stored: f.spec.offload for f in large if f.spec.offload is not None},
+            opaque=[f.stored for f in large if f.spec.compress],
+        )
     for name in info.key.fields:
         if info.fields[name].optional:
             raise ConfigurationError(
@@ -481,6 +529,9 @@ def _codecs(
             decoder = _decode_date
         elif f.kind is float:
             decoder = _decode_float
+        if f.spec.compress:
+            encoder = _compressor(f"{where_prefix}.{n}")
+            decoder = _decompressor(f"{where_prefix}.{n}")
         enc.append(f"    v = o.{n}")
         if encoder is None:
             enc.append(f"    if v is not None: d[{s!r}] = v")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..offload import S3Offload
 
 __all__ = ["MISSING", "FieldSpec", "field"]
 
@@ -44,6 +45,8 @@ class FieldSpec:
     unique: bool = False
     shard_of: str | None = None
     shards: int = 0
+    compress: bool = False
+    offload: S3Offload | None = None
 
 
 def field(
@@ -59,6 +62,8 @@ def field(
     unique: bool = False,
     shard_of: str | None = None,
     shards: int | None = None,
+    compress: bool = False,
+    offload: S3Offload | None = None,
 ) -> Any:
     """Declare an entity attribute's default, stored ``name`` and kind.
 
@@ -71,6 +76,10 @@ def field(
     that field (the stable hash ``WriteSharding`` uses), for a partition template
     ``"USERS#{shard}"`` that spreads a hot key; reads that do not give the source field query
     every shard and merge them in sort-key order.
+    ``compress=True``: a str or bytes stored as binary with a codec header when that is
+    smaller (``asyncdyn.compression``). ``offload=S3Offload(bucket, prefix)``: a str or bytes
+    uploaded to S3 when the item would be over the threshold, the item keeping a reference.
+    Neither can be part of a key, a condition or a ``where=``.
     """
     if default is not MISSING and default_factory is not None:
         raise ConfigurationError("field() takes a default or a default_factory, not both")
@@ -96,6 +105,10 @@ def field(
         default = None  # computed on write: the constructor does not ask for it
     if name is not None and (not isinstance(name, str) or not name):
         raise ConfigurationError("field(name=...) is the stored attribute name: a non-empty str")
+    if offload is not None and not isinstance(offload, S3Offload):
+        raise ConfigurationError(f"field(offload=...) takes an S3Offload, not {offload!r}")
+    if (compress or offload is not None) and kinds:
+        raise ConfigurationError(f"a {kinds[0]} field cannot be compressed or offloaded")
     return FieldSpec(
         default,
         default_factory,
@@ -108,4 +121,6 @@ def field(
         unique,
         shard_of,
         shards or 0,
+        bool(compress),
+        offload,
     )

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from ..errors import (
     ConditionalCheckFailed,
     ConfigurationError,
+    InvalidExpression,
     InvalidItem,
     UndeclaredAccess,
     UniqueConflict,
 )
 from ..expressions import Attr, Condition, Update
+from ..large import LargeAttributes
 from ..paging import ItemIterator
 from ..schema import GlobalIndex, KeySchema, StreamView
 from ..transactions import TxAction
@@ -69,7 +71,14 @@ class Repository:
         attrs = design.key_attributes
         # The key schema with the indexes: fan-outs on an index need no DescribeTable.
         schema = KeySchema(attrs[0], attrs[1] if len(attrs) == 2 else None, design.indexes)
-        self.table: Table = db.table(design.name if table is None else table, key=schema)
+        # The entities' offloaded and compressed fields, as one policy of the table.
+        large: LargeAttributes | None = None
+        for info in design.entities:
+            if info.large is not None:
+                large = info.large if large is None else large.merged(info.large)
+        self.table: Table = db.table(
+            design.name if table is None else table, key=schema, large=large
+        )
 
     def __repr__(self) -> str:
         return f"Repository({self.design.name!r})"
@@ -348,6 +357,7 @@ class Repository:
             info.version is not None
             or any(f.name in changes for f in info.unique)
             or any(f.spec.shard_of in changes for f in info.shards)
+            or any(info.fields[n].spec.offload is not None for n in changes)
         ):
             # Read, change, put back: under the version, moving unique guards, or moving
             # the item to the shard its new source value hashes to (a put recomputes it).
@@ -493,6 +503,13 @@ class Repository:
         return out
 
     def _plan(self, target: Any, fields: Mapping[str, Any], where: Where | None) -> Plan:
+        if where is not None:
+            spec = self._info(where.entity).fields[where.field].spec
+            if spec.compress or spec.offload is not None:
+                raise InvalidExpression(
+                    f"where= on {where.entity.__name__}.{where.field}: it is compressed or "
+                    "offloaded, so DynamoDB cannot compare it (and it is in no key)"
+                )
         if isinstance(target, Pattern):
             if target.design is not self.design:
                 raise ConfigurationError(f"pattern {target.name!r} is another design's")

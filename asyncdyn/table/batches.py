@@ -79,6 +79,7 @@ class Batches(TableCore):
         result = aligned(positions, self._decode)
         if self._expiry is not None:
             result = [self._live(item, strip) for item in result]
+        result = await self._read_large(result)  # compressed / offloaded attributes
         if outcome.leftovers:
             unprocessed = [dict(entry.source) for entry in outcome.leftovers]
             raise UnprocessedKeysError(result, unprocessed) from outcome.error

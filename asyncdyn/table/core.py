@@ -32,7 +32,9 @@ from ..expressions import (
     Update,
     projection_with,
 )
+from ..large import LargeAttributes
 from ..marshal import Decoder, NumberMode, WireItem, as_floats, decoder, encode_item, encode_key
+from ..offload import S3Store
 from ..paging import (
     CursorCodec,
 )
@@ -130,6 +132,8 @@ class TableHost(Protocol):
     @property
     def _cache(self) -> ItemCache | None: ...
 
+    def _offload_store(self) -> S3Store: ...
+
     async def transact_write(
         self,
         actions: Iterable[TxAction],
@@ -150,6 +154,7 @@ class TableCore:
         "_decode_items",
         "_expiry",
         "_key_schema",
+        "_large",
         "name",
     )
 
@@ -157,13 +162,53 @@ class TableCore:
         self._client = client
         self.name = name
         self._call = client._dispatcher.call
-        self._decode = client._decoder.item
-        self._decode_items = client._decoder.items
+        self._decode: Callable[[WireItem], Item] = client._decoder.item
+        self._decode_items: Callable[[list[WireItem]], list[Item]] = client._decoder.items
         self._key_schema: KeySchema | None = None
         self._expiry: str | None = None
         # The item cache of this table's full-item reads: the client's unless
         # ``Client.table(name, cache=...)`` gave it one of its own (or none).
         self._cache: ItemCache | None = client._cache
+        self._large: LargeAttributes | None = None
+
+    def _use_large(self, large: LargeAttributes) -> None:
+        """Store ``large``'s attributes compressed / offloaded (asyncdyn.large): every read
+        decodes them, every write path compresses, ``put`` offloads."""
+        if self._key_schema is not None:
+            large.check_key(self._key_schema.names, self.name)
+        if self._large is not None:
+            large = self._large.merged(large)
+        self._large = large
+        if not large.names:
+            return  # only an entity's own compressed fields: its codec decodes them
+        decode = large.decoder(
+            self._client._decoder.item, self._client._offload_store, self._known_key_names
+        )
+        self._decode = decode
+        self._decode_items = lambda items: [decode(item) for item in items]
+
+    def _known_key_names(self) -> tuple[str, ...]:
+        schema = self._key_schema
+        return () if schema is None else schema.names
+
+    async def _read_large(self, items: list[Item | None]) -> list[Item | None]:
+        """Items decoded by an engine (batch, transaction) with their large attributes as
+        every read returns them: decompressed, and offloaded ones read from S3."""
+        large = self._large
+        if large is None:
+            return items
+        store = self._client._offload_store
+        names = self._known_key_names()
+        out = [None if item is None else large.expand(item, store, names) for item in items]
+        await large.load(out)
+        return out
+
+    def _check_large(
+        self, what: str, expression: Any, names: Mapping[str, str] | None = None
+    ) -> None:
+        """Refuse an expression on a compressed or offloaded attribute, before sending."""
+        if self._large is not None:
+            self._large.check_expression(what, expression, names, self.name)
 
     def hide_expired(self, attribute: str | None) -> Self:
         """Make every read of this table (get, batch, query, scan, fan-out, transact_get) skip
@@ -219,10 +264,15 @@ class TableCore:
             )
         return wire
 
-    def _item(self, item: Mapping[str, Any]) -> WireItem:
-        """``item`` encoded, with its key attributes checked when the key schema is known."""
-        wire = encode_item(item)
+    def _item(self, item: Mapping[str, Any], *, prepared: bool = False) -> WireItem:
+        """``item`` encoded, with its key attributes checked when the key schema is known
+        (its large attributes compressed first, unless ``prepared`` did it already)."""
         schema = self._key_schema
+        if self._large is not None and not prepared:
+            if schema is not None:  # the schema may have been learnt after the policy
+                self._large.check_key(schema.names, self.name)
+            item = self._large.prepare(item)
+        wire = encode_item(item)
         if schema is not None:
             for name in schema.names:
                 value = wire.get(name)

@@ -84,9 +84,13 @@ class Items(Actions):
                     rate=None,
                 )
 
-            return await coalescer.get(
+            item = await coalescer.get(
                 lane, self.name, key, wire, consistent=consistent, projection=projection
             )
+            if item is not None and self._large is not None:
+                item = self._large.expand(item, self._client._offload_store, tuple(key))
+                await self._large.load([item])
+            return item
         request = self._request(Key=wire)
         if consistent:
             request["ConsistentRead"] = True
@@ -94,7 +98,12 @@ class Items(Actions):
             _expressions(request, attributes=projection)
         data = await self._call("GetItem", request)
         item = data.get("Item")
-        return None if item is None else self._decode(item)
+        if item is None:
+            return None
+        decoded = self._decode(item)
+        if self._large is not None:
+            await self._large.load([decoded])  # offloaded attributes, from S3
+        return decoded
 
     async def put(
         self,
@@ -112,6 +121,10 @@ class Items(Actions):
         A false ``condition`` raises ``ConditionalCheckFailed``; with
         ``returns_on_failure="ALL_OLD"`` its ``.item`` is the item that failed it.
         """
+        if self._large is not None and self._large.offload:
+            return await self._put_offloaded(
+                item, condition, returns, returns_on_failure, names, values
+            )
         wire = self._item(item)
         request = self._request(Item=wire)
         return await self._write(
@@ -164,10 +177,14 @@ class Items(Actions):
             return None
         request = self._request(Key=self._key(key))
         self._check_update(update)
+        self._check_large("update", update, names)
         _expressions(request, update=update, condition=condition, names=names, values=values)
-        return await self._write(
+        got = await self._write(
             "UpdateItem", request, None, returns, _UPDATE_RETURNS, returns_on_failure, None, None
         )
+        if got is not None and self._large is not None:
+            await self._large.load([got])  # returned offloaded attributes, as a get has them
+        return got
 
     async def delete(
         self,
@@ -181,6 +198,20 @@ class Items(Actions):
     ) -> Item | None:
         """Delete the item with this key (no error if there is none)."""
         request = self._request(Key=self._key(key))
+        if self._large is not None and self._large.offload:
+            # Its offloaded objects go after the delete succeeded: ask for the old image.
+            old = await self._write(
+                "DeleteItem",
+                request,
+                condition,
+                "ALL_OLD",
+                _WRITE_RETURNS,
+                returns_on_failure,
+                names,
+                values,
+            )
+            await self._supersede(old, set(), returns)
+            return old if returns == "ALL_OLD" else None
         return await self._write(
             "DeleteItem",
             request,
@@ -207,6 +238,7 @@ class Items(Actions):
     ) -> Item | None:
         _check_choice("returns", returns, allowed)
         _check_choice("returns_on_failure", returns_on_failure, _WRITE_RETURNS)
+        self._check_large("condition", condition, names)
         if condition is not None or names or values:
             _expressions(request, condition=condition, names=names, values=values)
         if returns != "NONE":
@@ -231,6 +263,69 @@ class Items(Actions):
             )
         attributes = data.get("Attributes")
         return None if attributes is None else self._decode(attributes)
+
+    async def _put_offloaded(
+        self,
+        item: Mapping[str, Any],
+        condition: ConditionArg,
+        returns: str,
+        returns_on_failure: ReturnOnFailure,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> Item | None:
+        """``put`` of a table with offloaded attributes (asyncdyn.large): the objects are
+        uploaded first (content-addressed: nothing live is overwritten), then the item is
+        written asking for its old image, whose objects no longer referred to go last."""
+        large = self._large
+        assert large is not None
+        _check_choice("returns", returns, _WRITE_RETURNS)
+        self._check_large("condition", condition, names)
+        key_names = (await self.key_schema()).names
+        large.check_key(key_names, self.name)
+        prepared, referenced = await large.offload_item(
+            self._client._offload_store(), self.name, key_names, large.prepare(item)
+        )
+        wire = self._item(prepared, prepared=True)
+        _check_choice("returns_on_failure", returns_on_failure, _WRITE_RETURNS)
+        try:
+            old = await self._write(
+                "PutItem",
+                self._request(Item=wire),
+                condition,
+                "ALL_OLD",
+                _WRITE_RETURNS,
+                "ALL_OLD" if condition is not None else returns_on_failure,
+                names,
+                values,
+                recognise=self._recogniser(wire),
+            )
+        except ConditionalCheckFailed as exc:
+            # Our uploads that the item as it stands does not refer to are orphans. Only
+            # an item seen says so: without one (no item, or a server that does not return
+            # it) they stay, for remove_superseded or a bucket sweep.
+            if exc.item is not None:
+                orphans = referenced - large.references(exc.item)
+                if orphans:
+                    await self._client._offload_store().delete(sorted(orphans))
+            if returns_on_failure == "NONE":
+                exc.item = None
+            raise
+        await self._supersede(old, referenced, returns)
+        return old if returns == "ALL_OLD" else None
+
+    async def _supersede(
+        self, old: Item | None, referenced: set[tuple[str, str]], returns: str
+    ) -> None:
+        """Delete the objects of the old image that the new item does not refer to, after
+        the write succeeded (never before: a failed write keeps its item's objects)."""
+        large = self._large
+        assert large is not None
+        stale = large.references(old) - referenced
+        if not stale:
+            return
+        if returns == "ALL_OLD":
+            await large.load([old])  # the caller gets the old values, read before they go
+        await self._client._offload_store().delete(sorted(stale))
 
     def _recogniser(self, wire: WireItem) -> Recognise:
         """Whether the item a resent conditional put found is exactly the one it wrote:

@@ -59,6 +59,7 @@ class Listing(TableCore):
         if consistent:
             request["ConsistentRead"] = True
         projection, strip = self._projected(attributes, names)
+        self._check_large("filter", filter, names)
         _expressions(
             request,
             key_condition=key_condition,
@@ -84,6 +85,13 @@ class Listing(TableCore):
         decode_items = self._decode_items
         if exact and self._client._numbers == "float":
             decode_items = _EXACT.items
+            large = self._large
+            if large is not None:
+                store, exact_items = self._client._offload_store, _EXACT.items
+                names = self._known_key_names()
+                decode_items = lambda wires: [  # noqa: E731
+                    large.expand(i, store, names) for i in exact_items(wires)
+                ]
 
         def read(data: dict[str, Any]) -> tuple[list[Item], WireKey | None]:
             # Decoded as the answer is read (Dispatcher.call_read): the wire page dies at once.

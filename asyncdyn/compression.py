@@ -89,19 +89,22 @@ def decompress_value(stored: Any, *, where: str = "") -> Any:
     header = stored[0]
     body = memoryview(stored)[1:]
     codec = header & 0x0F
-    if codec == ZLIB:
-        raw = zlib.decompress(body)
-    elif codec == ZSTD:
-        zstd = _zstd()
-        if zstd is None:
-            raise CorruptAttribute(
-                "compressed with zstd, and the zstandard package is not installed: "
-                "pip install 'asyncdyn[zstd]'",
-                where,
-            )
-        raw = zstd.ZstdDecompressor().decompress(bytes(body))
-    else:
-        raw = bytes(body)
-    if header & _BINARY:
-        return raw
-    return raw.decode("utf-8")
+    zstd = _zstd() if codec == ZSTD else None
+    if codec == ZSTD and zstd is None:
+        raise CorruptAttribute(
+            "compressed with zstd, and the zstandard package is not installed: "
+            "pip install 'asyncdyn[zstd]'",
+            where,
+        )
+    try:
+        if codec == ZLIB:
+            raw = zlib.decompress(body)
+        elif zstd is not None:
+            raw = zstd.ZstdDecompressor().decompress(bytes(body))
+        else:
+            raw = bytes(body)
+        return raw if header & _BINARY else raw.decode("utf-8")
+    except Exception as exc:  # zlib.error, zstd.ZstdError, UnicodeDecodeError
+        raise CorruptAttribute(
+            f"a compressed attribute (header 0x{header:02x}) does not decode: {exc}", where
+        ) from exc

@@ -76,7 +76,8 @@ class Batches(TableCore):
         outcome = await fetch_all(self._client._batch, distinct, window=self._client._window)
         if cache is not None:
             cache.fill_entries(self.name, distinct, token, outcome.leftovers)
-        result = aligned(positions, self._decode)
+        # As the engine decoded the first of each key: large attributes are expanded below, once.
+        result = aligned(positions, self._client._decoder.item)
         if self._expiry is not None:
             result = [self._live(item, strip) for item in result]
         result = await self._read_large(result)  # compressed / offloaded attributes
@@ -120,15 +121,24 @@ class Batches(TableCore):
         engine = self._client._batch
         outcome: Outcome[Any] = Outcome()
         entries = stream_entries(lane, itertools.chain((first,), iterator))
-        decode = self._decode
+        # As the engine decoded ``entry.item``: large attributes are expanded below, once.
+        decode = self._client._decoder.item
         chunks = engine.gets(entries, outcome, window=window or self._client._window)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
+                pairs: list[tuple[Mapping[str, Any], Item | None]] = []
                 for entry in chunk:
-                    item = self._live(entry.item, strip)
-                    yield entry.source, item
-                    for again in entry.again or ():
-                        yield again, None if item is None else self._live(entry.copy(decode), strip)
+                    item = entry.item
+                    pairs.append((entry.source, item))
+                    pairs.extend(
+                        (again, None if item is None else entry.copy(decode))
+                        for again in entry.again or ()
+                    )
+                if self._large is not None:  # decompressed, offloaded attributes from S3
+                    items = await self._read_large([item for _, item in pairs])
+                    pairs = [(key, item) for (key, _), item in zip(pairs, items, strict=True)]
+                for key, item in pairs:
+                    yield key, self._live(item, strip)
         if outcome.leftovers:
             unprocessed = [
                 dict(k) for entry in outcome.leftovers for k in (entry.source, *(entry.again or ()))

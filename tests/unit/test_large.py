@@ -229,3 +229,15 @@ async def test_where_on_a_compressed_field_is_refused_before_sending(
         async for _ in repo.query(Doc, doc_id="1", where=Doc.body.eq("x")):
             pass
     assert transport.requests == []
+
+
+def test_a_damaged_compressed_value_is_a_typed_error() -> None:
+    import zlib
+
+    from asyncdyn.compression import decompress_value
+    from asyncdyn.errors import CorruptAttribute
+
+    not_text = b"\x01" + zlib.compress(b"\xff\xfe")  # zlib fine, but not UTF-8 text
+    for damaged in (b"\x01not zlib at all", b"\x11\x00\x01", not_text):
+        with pytest.raises(CorruptAttribute, match="does not decode|header"):
+            decompress_value(damaged, where="Docs.body")

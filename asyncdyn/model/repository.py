@@ -492,7 +492,14 @@ class Repository:
             out.append(None if got is _NO_ITEM else got)
         return out
 
-    def _plan(self, target: Any, fields: Mapping[str, Any], where: Where | None) -> Plan:
+    def _plan(
+        self,
+        target: Any,
+        fields: Mapping[str, Any],
+        where: Where | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Plan:
         if isinstance(target, Pattern):
             if target.design is not self.design:
                 raise ConfigurationError(f"pattern {target.name!r} is another design's")
@@ -502,13 +509,24 @@ class Repository:
         if isinstance(target, Collection):
             if target.design is not self.design:
                 raise ConfigurationError(f"collection {target.name!r} is another design's")
-            return plan_read(self.design, target.index, target.keys, fields, where)[1]
+            return plan_read(
+                self.design,
+                target.index,
+                target.keys,
+                fields,
+                where,
+                since=since,
+                until=until,
+                collection=target.name,
+            )[1]
         if isinstance(target, NaturalKey):
             self._info(target.entity)
             if where is not None and where.entity is not target.entity:
                 raise ConfigurationError(
                     f"where= is on {where.entity.__name__}, not {target.entity.__name__}"
                 )
+            if since is not None or until is not None:
+                raise ConfigurationError("since=/until= bound time buckets: not on this index")
             return plan_natural(self.design, target, fields, where)
         if isinstance(target, EntityKey):
             self._info(target.entity)
@@ -516,11 +534,13 @@ class Repository:
                 raise ConfigurationError(
                     f"where= is on {where.entity.__name__}, not {target.entity.__name__}"
                 )
-            return plan_read(self.design, target.index, [target], fields, where)[1]
+            return plan_read(
+                self.design, target.index, [target], fields, where, since=since, until=until
+            )[1]
         info = self._info(target)
         if where is not None and where.entity is not target:
             raise ConfigurationError(f"where= is on {where.entity.__name__}, not {target.__name__}")
-        return plan_read(self.design, None, [info.key], fields, where)[1]
+        return plan_read(self.design, None, [info.key], fields, where, since=since, until=until)[1]
 
     def _declared(self, target: Any, fields: Mapping[str, Any], where: Where | None) -> None:
         """Refuse (strict designs) a query that is none of the declared patterns."""
@@ -547,6 +567,8 @@ class Repository:
         /,
         *,
         where: Where | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
         descending: bool = False,
         consistent: bool = False,
@@ -561,6 +583,8 @@ class Repository:
         return self.query(
             pattern,
             where=where,
+            since=since,
+            until=until,
             limit=limit,
             descending=descending,
             consistent=consistent,
@@ -604,7 +628,11 @@ class Repository:
             got = design.unknown_item(item, unknown)
             return _NO_ITEM if got is None else got
         entity = self._entity(found, item, now, parsed)
-        if entity is not _NO_ITEM and plan.exclude is not None:
+        if (
+            entity is not _NO_ITEM
+            and plan.exclude is not None
+            and (plan.exclude_from is None or found is plan.exclude_from)
+        ):
             name, value = plan.exclude
             if getattr(entity, name) == value:
                 return _NO_ITEM
@@ -644,6 +672,8 @@ class Repository:
         /,
         *,
         where: Where | None = ...,
+        since: datetime | None = ...,
+        until: datetime | None = ...,
         limit: int | None = ...,
         descending: bool = ...,
         consistent: bool = ...,
@@ -658,6 +688,8 @@ class Repository:
         /,
         *,
         where: Where | None = ...,
+        since: datetime | None = ...,
+        until: datetime | None = ...,
         limit: int | None = ...,
         descending: bool = ...,
         consistent: bool = ...,
@@ -671,6 +703,8 @@ class Repository:
         /,
         *,
         where: Where | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
         descending: bool = False,
         consistent: bool = False,
@@ -680,14 +714,18 @@ class Repository:
         """Entities under one partition, in sort-key order: ``query(Order, customer_id=...)``
         (the type's sort-key prefix is added), ``query(Order.by_status, status=..., where=
         Order.placed_at.between(t0, t1))`` (an index), or ``query(collection, ...)`` (every
-        member type, one query when the design allows). Bad arguments raise here."""
+        member type, one query when the design allows; ``where=`` on one member narrows
+        that member's range, the others come whole). Over time-bucketed partitions
+        (``"SENSOR#{sensor_id}#{at:%Y-%m}"``) ``since=``/``until=`` bound the buckets read
+        where the range leaves them open (``where=Reading.at.gte(t0), until=now``). Bad
+        arguments raise here."""
         unknown = self.design.unknown if unknown is None else unknown
         check_unknown(unknown)
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise ConfigurationError("limit is a positive int or None")
-        plan = self._plan(target, fields, where)
+        plan = self._plan(target, fields, where, since, until)
         if plan.raw is not None or (plan.partitions is None and len(plan.conditions) == 1):
             return self._pages(plan, limit, descending, consistent, unknown)
         return self._run(plan, limit, descending, consistent, unknown)
@@ -738,14 +776,20 @@ class Repository:
             )
         else:
             source = self._merged(plan, args, descending, consistent)
-        async for item in source:
-            got = accept(item)
-            if got is _NO_ITEM:
-                continue
-            yield got
-            count += 1
-            if limit is not None and count >= limit:
-                return
+        try:
+            async for item in source:
+                got = accept(item)
+                if got is _NO_ITEM:
+                    continue
+                yield got
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+        finally:
+            # Stopping early (limit, or the caller's break) cancels the legs still reading.
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
 
     def _acceptor(self, plan: Plan, unknown: str, now: float) -> Callable[[dict[str, Any]], Any]:
         """``_accept`` for one plan; for the common plans (a table query of types without
@@ -845,16 +889,19 @@ class Repository:
         limit: int | None = None,
         cursor: str | None = None,
         where: Where | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         descending: bool = False,
         consistent: bool = False,
         unknown: Unknown | None = None,
         **fields: Any,
     ) -> EntityPage[Any]:
         """One page of ``query(...)`` and the signed cursor of the next (``None`` at the
-        end), for HTTP APIs. A plan of several ranges has no single cursor: it is refused."""
+        end), for HTTP APIs. A plan of several ranges has no single cursor: it is refused.
+        Give the same ``where``/``since``/``until`` with each cursor."""
         unknown = self.design.unknown if unknown is None else unknown
         check_unknown(unknown)
-        plan = self._plan(target, fields, where)
+        plan = self._plan(target, fields, where, since, until)
         if plan.partitions is not None:
             if limit is None:
                 raise ConfigurationError("a page over time buckets needs a limit")

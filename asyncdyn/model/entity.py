@@ -22,7 +22,17 @@ from .keys import EntityKey, NaturalKey
 from .templates import render_datetime
 from .where import FieldRef
 
-__all__ = ["Entity", "EntityInfo", "FieldInfo", "Ref", "compile_entity", "info_of"]
+__all__ = [
+    "KEYED_MISS",
+    "Entity",
+    "EntityInfo",
+    "FieldInfo",
+    "Ref",
+    "compile_entity",
+    "info_of",
+]
+
+KEYED_MISS: Any = object()
 
 E = TypeVar("E")
 _INFO = "__asyncdyn_entity__"
@@ -126,6 +136,7 @@ class EntityInfo:
         "fields",
         "indexes",
         "key",
+        "keyed",
         "natural",
         "names",
         "shards",
@@ -159,6 +170,11 @@ class EntityInfo:
         self.encode: Callable[[Any], dict[str, Any]] = _unset
         # decode(item, key_fields=None): key_fields, when the caller parsed the key already.
         self.decode: Callable[..., Any] = _unset
+        # keyed(item, partition_fields): a table query's decode, the sort key parsed inline
+        # and the partition's fields given; KEYED_MISS when the item is not plainly this
+        # entity (no key of its template, a field missing), for the long way to decide.
+        # None when the sort template's shape has no generated parse.
+        self.keyed: Callable[[Mapping[str, Any], Mapping[str, Any]], Any] | None = None
 
     def with_shards(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` with every shard field computed from its source when the source is
@@ -406,9 +422,10 @@ def compile_entity(
     new.__asyncdyn_refs__ = {f.name: FieldRef(new, f.name) for f in fields}  # type: ignore[attr-defined]
     for declared in (info.key, *info.indexes.values()):
         declared.entity = new
+        declared.info = info
     for natural in info.natural.values():
         natural.entity = new
-    info.encode, info.decode = _codecs(new, info, fields)
+    info.encode, info.decode, info.keyed = _codecs(new, info, fields)
     return typing.cast(type[E], new)
 
 
@@ -441,8 +458,9 @@ def _eq_repr(names: list[str]) -> tuple[Callable[..., Any], Callable[..., Any]]:
 
 def _codecs(
     cls: type, info: EntityInfo, fields: list[FieldInfo]
-) -> tuple[Callable[[Any], dict[str, Any]], Callable[..., Any]]:
-    """Generated ``encode(entity) -> attributes`` and ``decode(attributes) -> entity``."""
+) -> tuple[Callable[[Any], dict[str, Any]], Callable[..., Any], Any]:
+    """Generated ``encode(entity) -> attributes``, ``decode(attributes) -> entity`` and
+    ``keyed(attributes, partition_fields) -> entity | KEYED_MISS`` (or ``None``)."""
     key = info.key
     attrs = info.design.key_attributes
     templates = [(t, a) for t, a in ((key.pk, attrs[0]), (key.sk, attrs[-1])) if t is not None]
@@ -461,9 +479,27 @@ def _codecs(
         "MISSING": MISSING,
         "key_fields": key_fields,
         "Decimal": Decimal,
+        "MISS": KEYED_MISS,
     }
     enc = ["def encode(o):", "    d = {}"]
     dec = ["def decode(d, k=None):", "    o = new(cls)"]
+    # keyed: the sort key read inline (no dict of parsed fields), the partition's fields
+    # from the query; key-only fields come from those, never from a lookup in the item.
+    sort = key.sk
+    parsed = None if sort is None else sort.parse_code("s", "return MISS", "k")
+    keyed: list[str] | None = None
+    from_key: dict[str, str] = {}
+    if parsed is not None and sort is not None:
+        lines, parse_env, from_key = parsed
+        env.update(parse_env)
+        from_key.update({name: f"known[{name!r}]" for name in key.pk.fields})
+        keyed = [
+            "def keyed(d, known):",
+            f"    s = d.get({attrs[-1]!r})",
+            *lines,
+            "    try:",
+            "        o = new(cls)",
+        ]
     where_prefix = info.type_name
     for f in fields:
         n, s = f.name, f.stored
@@ -495,6 +531,8 @@ def _codecs(
             conv = "v if v.__class__ is Decimal else Decimal(v)"
         elif f.kind is int:
             conv = "v if v.__class__ is int else int(v)"
+        if keyed is not None:
+            keyed += ["    " + line for line in _keyed_field(n, s, conv, default, from_key)]
         if default is MISSING and n in in_key:
             # Parsed from the key when the item does not store it: already typed.
             dec.append(f"    v = d.get({s!r})")
@@ -518,7 +556,36 @@ def _codecs(
                 fallback = f"default_{n}"
             dec.append(f"    v = d.get({s!r})")
             dec.append(f"    o.{n} = {fallback} if v is None else {conv}")
+            if keyed is not None and n not in from_key:
+                keyed.append(f"        v = d.get({s!r})")
+                keyed.append(f"        o.{n} = {fallback} if v is None else {conv}")
     enc.append("    return d")
     dec.append("    return o")
-    exec("\n".join(enc) + "\n" + "\n".join(dec) + "\n", env)
-    return env["encode"], env["decode"]
+    source = "\n".join(enc) + "\n" + "\n".join(dec) + "\n"
+    if keyed is not None:
+        keyed += [
+            "        return o",
+            # A field missing, or a key text its parser refuses: the long way decides.
+            "    except (KeyError, ValueError, ArithmeticError):",
+            "        return MISS",
+        ]
+        source += "\n".join(keyed) + "\n"
+    exec(source, env)
+    return env["encode"], env["decode"], env.get("keyed")
+
+
+def _keyed_field(
+    name: str, stored: str, conv: str, default: Any, from_key: Mapping[str, str]
+) -> list[str]:
+    """``keyed``'s lines for one field (indented once, inside its ``try``): a stored value
+    first, else the key's; plain values stored as they are."""
+    if name in from_key:
+        return [
+            f"    v = d.get({stored!r})",
+            f"    o.{name} = {from_key[name]} if v is None else {conv}",
+        ]
+    if default is MISSING:
+        if conv == "v":
+            return [f"    o.{name} = d[{stored!r}]"]
+        return [f"    v = d[{stored!r}]", f"    o.{name} = None if v is None else {conv}"]
+    return []  # filled by the caller: defaults share decode's lines

@@ -21,8 +21,10 @@ class EntityKey:
     __slots__ = (
         "attributes",
         "entity",
+        "field_set",
         "fields",
         "index",
+        "info",
         "name",
         "pk",
         "pk_attribute",
@@ -44,12 +46,15 @@ class EntityKey:
         self.pk_attribute = pk_attribute
         self.sk_attribute = sk_attribute
         self.entity: Any = None  # the entity class, once compiled
+        self.info: Any = None  # its EntityInfo, then (no class attribute read per query)
         self.name = ""  # the class attribute it was declared as
         # Every entity field the key is built from (partition first), once each.
         names = list(pk.fields)
         if sk is not None:
             names += [n for n in sk.fields if n not in names]
         self.fields: tuple[str, ...] = tuple(names)
+        # To compare with a mapping's keys() in one step: are these exactly the key fields?
+        self.field_set = frozenset(names)
         self.attributes: tuple[str, ...] = (
             (pk_attribute,) if sk_attribute is None else (pk_attribute, sk_attribute)
         )

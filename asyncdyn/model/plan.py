@@ -60,8 +60,8 @@ class Plan:
 def _others(design: Any, index: str | None, keys: Sequence[EntityKey]) -> list[EntityKey]:
     """Keys of other types on the same index whose partition template can produce the
     partition keys of ``keys`` (cached)."""
-    cache_key = ("others", index, tuple(id(k) for k in keys))
-    found = design.proofs.get(cache_key)
+    cache_key = ("others", index, *map(id, keys))
+    found: list[EntityKey] | None = design.proofs.get(cache_key)
     if found is None:
         members = {id(k.entity) for k in keys}
         found = []
@@ -72,7 +72,8 @@ def _others(design: Any, index: str | None, keys: Sequence[EntityKey]) -> list[E
             if other is not None and could_overlap(other.pk, keys[0].pk):
                 found.append(other)
         design.proofs[cache_key] = found
-    return list(found)
+    # The cached list itself (callers only read it): its identity keys _exclusive's proofs.
+    return found
 
 
 def _exclusive(
@@ -80,7 +81,7 @@ def _exclusive(
 ) -> bool:
     """Whether no key of ``others`` can fall in the range: sort keys starting with
     ``prefix`` (or, ``exact``, the keys of ``key``'s own sort template)."""
-    cache_key = ("exclusive", id(key), prefix, exact, tuple(id(o) for o in others))
+    cache_key = ("exclusive", id(key), prefix, exact, id(others))
     known = design.proofs.get(cache_key)
     if known is None:
         known = True
@@ -239,7 +240,7 @@ def _bucketed(
         )
     partitions = key.pk.buckets(values, field, low, high)
     cond, prefix, exact, exclude = _sort_condition(key, values, where)
-    entities = (key.entity.__asyncdyn_entity__,)
+    entities = (key.info,)
     others = _others(design, index, [key])
     alone = not others or _exclusive(design, others, prefix, exact, key)
     names = None if alone else entities[0].names
@@ -266,7 +267,7 @@ def _collection_ranges(
     ranged = next((k for k in keys if k.entity is where.entity), None)
     shown = f"{getattr(where.entity, '__name__', '?')}.{where.field}"
     if ranged is None:
-        members = ", ".join(k.entity.__asyncdyn_entity__.type_name for k in keys)
+        members = ", ".join(k.info.type_name for k in keys)
         raise InvalidItem(
             f"where= is on {where.entity.__name__}, which is not a member of collection "
             f"{collection!r} ({members})",
@@ -307,7 +308,7 @@ def _collection_ranges(
         _exclusive(design, others, head, exact, ranged)
         and all(_exclusive(design, others, k.sk.prefix, False, k) for k in whole if k.sk)
     )
-    return conditions, filtered, exclude, ranged.entity.__asyncdyn_entity__
+    return conditions, filtered, exclude, ranged.info
 
 
 _RAW_OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "eq": "="}
@@ -319,7 +320,7 @@ def plan_natural(
     """A query of a multi-attribute index: an equality on every partition attribute, then
     equalities on the sort attributes given, left to right, and at most one range (``where=``)
     on the next one, as DynamoDB requires."""
-    info: EntityInfo = key.entity.__asyncdyn_entity__
+    info: EntityInfo = design.info(key.entity)
     owner = info.type_name
     missing = [f for f in key.pk_fields if f not in values]
     if missing:
@@ -415,8 +416,8 @@ def plan_read(
     (``collection`` names them when they are one, for errors); ``since``/``until`` bound
     the time buckets a bucketed partition is read over."""
     first = keys[0]
-    owner: EntityInfo = first.entity.__asyncdyn_entity__
-    if len(keys) == 1:
+    owner: EntityInfo = first.info
+    if len(keys) == 1 and not values.keys() <= first.field_set:
         # A field that is not part of this key would be a filter: refuse it rather than
         # ignore it (the caller meant to narrow the read).
         allowed = {*first.fields, *(f.spec.shard_of for f in owner.shards)}
@@ -457,8 +458,8 @@ def plan_read(
         )
     partition = first.pk.render(values)
     others = _others(design, index, keys)
-    entities = tuple(k.entity.__asyncdyn_entity__ for k in keys)
-    names = tuple(n for e in entities for n in e.names)
+    entities = (owner,) if len(keys) == 1 else tuple(k.info for k in keys)
+    names = owner.names if len(keys) == 1 else tuple(n for e in entities for n in e.names)
     pk_cond = Key(first.pk_attribute).eq(partition)
     known = None
     if index is None:

@@ -30,11 +30,12 @@ from ..paging import ItemIterator
 from ..schema import GlobalIndex, KeySchema, StreamView
 from ..transactions import TxAction
 from .collection import Collection
-from .entity import EntityInfo, Ref
+from .entity import KEYED_MISS, EntityInfo, Ref
 from .keys import EntityKey, NaturalKey
 from .patterns import Pattern, declared_pattern
 from .plan import Plan, plan_natural, plan_read
 from .raw import Unknown, check_unknown
+from .templates import could_overlap
 from .unique import delete_unique, put_unique
 from .where import Where
 from .writer import EntityWriter
@@ -130,7 +131,7 @@ class Repository:
         if info.shards:
             fields = info.with_shards(fields)
         names = info.key.fields
-        if len(fields) == len(names) and all(n in fields for n in names):
+        if fields.keys() == info.key.field_set:
             return info.key.render(fields)
         missing = [n for n in names if n not in fields]
         extra = [n for n in fields if n not in names]
@@ -475,20 +476,36 @@ class Repository:
         item = await self.table.get(self._key(info, fields), consistent=consistent)
         if item is None:
             return None
-        got = self._entity(info, item, time.time(), dict(fields))
+        if info.ttl is None:
+            try:  # the generated decode; the design's decode names what is missing
+                return info.decode(item, fields)  # type: ignore[no-any-return]
+            except KeyError:
+                pass
+        got = self._entity(info, item, time.time(), fields)
         return None if got is _NO_ITEM else got
 
     async def batch_get(self, refs: Sequence[Ref], *, consistent: bool = False) -> list[Any]:
         """The entities of ``refs`` (of any types), aligned with them; ``None``: missing."""
         refs = list(refs)
-        infos = [self._info(r.entity) for r in refs]
-        keys = [self._key(info, r.fields) for info, r in zip(infos, refs, strict=True)]
+        info_of_class = self._info
+        infos = [info_of_class(r.entity) for r in refs]
+        key_of = self._key
+        keys = [key_of(info, r.fields) for info, r in zip(infos, refs, strict=True)]
         items = await self.table.batch_get(keys, consistent=consistent)
         out: list[Any] = []
         now = time.time()
         for info, ref, item in zip(infos, refs, items, strict=True):
             # The item is at the key the ref's template made: it is that entity.
-            got = None if item is None else self._entity(info, item, now, dict(ref.fields))
+            if item is None:
+                out.append(None)
+                continue
+            if info.ttl is None:
+                try:
+                    out.append(info.decode(item, ref.fields))
+                    continue
+                except KeyError:
+                    pass
+            got = self._entity(info, item, now, ref.fields)
             out.append(None if got is _NO_ITEM else got)
         return out
 
@@ -793,39 +810,43 @@ class Repository:
 
     def _acceptor(self, plan: Plan, unknown: str, now: float) -> Callable[[dict[str, Any]], Any]:
         """``_accept`` for one plan; for the common plans (a table query of types without
-        TTL, no edge to exclude), a closure that does only the sort-key parses and the
-        generated decode per item, and takes ``_accept``'s long way for anything else."""
+        TTL, no edge to exclude), a closure that calls the entity's generated ``keyed``
+        decode per item (the sort key parsed inline, the partition's fields from the query),
+        and takes ``_accept``'s long way for anything else."""
         entities = plan.entities
         attrs = self.design.key_attributes
         known = plan.known
         slow = self._accept
-        members = [
-            (info.key.sk.parse, info.decode)
-            for info in entities
-            if info.key.sk is not None and info.ttl is None
-        ]
         if (
             known is None
             or plan.exclude is not None
-            or len(members) != len(entities)
             or len(attrs) != 2
+            or any(info.key.sk is None or info.ttl is not None for info in entities)
         ):
             return lambda item: slow(plan, item, unknown, now)
-        sort_attribute = attrs[1]
-        if len(members) == 1:
-            ((parse, decode),) = members
+        keyed = [info.keyed for info in entities if info.keyed is not None]
+        if len(keyed) == len(entities) == 1:
+            (decode_one,) = keyed
 
             def accept_one(item: dict[str, Any]) -> Any:
-                parsed = parse(item.get(sort_attribute))
-                if parsed is not None:
-                    parsed.update(known)
-                    try:
-                        return decode(item, parsed)
-                    except KeyError:
-                        pass  # a field neither stored nor in the key: named the long way
-                return slow(plan, item, unknown, now)
+                got = decode_one(item, known)
+                if got is KEYED_MISS:
+                    return slow(plan, item, unknown, now)
+                return got
 
             return accept_one
+        if len(keyed) == len(entities) and self._sorts_apart(entities):
+            # No key parses as two members: the first member whose decode takes it is it.
+            def accept_first(item: dict[str, Any]) -> Any:
+                for decode in keyed:
+                    got = decode(item, known)
+                    if got is not KEYED_MISS:
+                        return got
+                return slow(plan, item, unknown, now)
+
+            return accept_first
+        sort_attribute = attrs[1]
+        members = [(info.key.sk.parser, info.decode) for info in entities if info.key.sk]
 
         def accept_any(item: dict[str, Any]) -> Any:
             sort = item.get(sort_attribute)
@@ -846,6 +867,21 @@ class Repository:
             return slow(plan, item, unknown, now)
 
         return accept_any
+
+    def _sorts_apart(self, entities: Sequence[EntityInfo]) -> bool:
+        """Whether no sort key can be made by two of these entities' templates (cached)."""
+        cache_key = ("apart", *(id(e) for e in entities))
+        proofs = self.design.proofs
+        known = proofs.get(cache_key)
+        if known is None:
+            templates = [e.key.sk for e in entities]
+            known = not any(
+                a is not None and b is not None and could_overlap(a, b)
+                for i, a in enumerate(templates)
+                for b in templates[i + 1 :]
+            )
+            proofs[cache_key] = known
+        return bool(known)
 
     async def _merged(
         self, plan: Plan, args: Mapping[str, Any], descending: bool, consistent: bool

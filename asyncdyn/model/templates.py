@@ -51,6 +51,7 @@ class Template:
 
     __slots__ = (
         "_converters",
+        "_fast",
         "_groups",
         "_parsers",
         "_regex",
@@ -108,6 +109,7 @@ class Template:
         self._groups: tuple[tuple[str, str, Callable[[str], Any]], ...] = ()
         self._regex: re.Pattern[str] | None = None
         self._render: Callable[[Mapping[str, Any]], str] | None = None
+        self._fast: Callable[[Any], dict[str, Any] | None] | None = None
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
@@ -148,6 +150,90 @@ class Template:
         body = " + ".join(code) if code else "''"
         exec(f"def render(v):\n    return {body}\n", env)
         self._render = env["render"]
+        self._fast = self._generated_parser()
+
+    def parse_code(
+        self, text: str, fail: str, tag: str = ""
+    ) -> tuple[list[str], dict[str, Any], dict[str, str]] | None:
+        """Python lines (indented once) that read the key in the variable ``text`` as
+        straight-line string slicing, running ``fail`` (a statement: ``return None``) when it
+        is not a key of this template; with the names they need, and each field's value as
+        an expression over the variables they set (``tag`` keeps those apart from others).
+
+        ``None`` unless every field ends the template or is followed by a literal that
+        starts with the separator: a field never holds the separator, so it ends at the
+        next one, exactly where the regular expression's ``[^sep]+`` ends it, and the reads
+        agree on every input. Other shapes (``{a}x{b}``) keep the regular expression. The
+        value expressions call the fields' parsers, which raise ``ValueError`` (or an
+        ``ArithmeticError``) for text they refuse: the caller catches those."""
+        sep = self.separator
+        parts = self.parts
+        env: dict[str, Any] = {}
+        at, cut = f"i{tag}", f"j{tag}"
+        code = [f"    if not isinstance({text}, str):", f"        {fail}", f"    {at} = 0"]
+        values: dict[str, str] = {}
+        for n, part in enumerate(parts):
+            if isinstance(part, str):
+                code += [
+                    f"    if not {text}.startswith({part!r}, {at}):",
+                    f"        {fail}",
+                    f"    {at} += {len(part)}",
+                ]
+                continue
+            name = part[0]
+            var = f"v{tag}_{n}"
+            if n < len(parts) - 1:
+                following = parts[n + 1]
+                if not isinstance(following, str) or not following.startswith(sep):
+                    return None
+                code += [
+                    f"    {cut} = {text}.find({sep!r}, {at})",
+                    # No separator after (-1), or an empty field (j == i).
+                    f"    if {cut} <= {at}:",
+                    f"        {fail}",
+                    f"    {var} = {text}[{at}:{cut}]",
+                    f"    {at} = {cut}",
+                ]
+            else:
+                code += [
+                    f"    {var} = {text}[{at}:]",
+                    f"    if not {var} or {sep!r} in {var}:",
+                    f"        {fail}",
+                    f"    {at} = len({text})",
+                ]
+            parser = self._parsers[name]
+            if parser is str:
+                values[name] = var
+            else:
+                env[f"p{tag}_{n}"] = parser
+                values[name] = f"p{tag}_{n}({var})"
+        code += [f"    if {at} != len({text}):", f"        {fail}"]
+        return code, env, values
+
+    def _generated_parser(self) -> Callable[[Any], dict[str, Any] | None] | None:
+        """``parse`` generated from ``parse_code``, or ``None`` for the regex's shapes."""
+        made = self.parse_code("text", "return None")
+        if made is None:
+            return None
+        code, env, values = made
+        shown = ", ".join(f"{name!r}: {expr}" for name, expr in values.items())
+        if env:  # a parser that can refuse the text (int, datetime...): None, as the regex
+            code += [
+                "    try:",
+                f"        return {{{shown}}}",
+                "    except (ValueError, ArithmeticError):",
+                "        return None",
+            ]
+        else:
+            code.append(f"    return {{{shown}}}")
+        exec("def parse(text):\n" + "\n".join(code) + "\n", env)
+        parse: Callable[[Any], dict[str, Any] | None] = env["parse"]
+        return parse
+
+    @property
+    def parser(self) -> Callable[[Any], dict[str, Any] | None]:
+        """``parse`` as a plain function, the fastest this template's shape allows."""
+        return self._fast if self._fast is not None else self._parse_regex
 
     def _converter(self, name: str, spec: str, kind: Any) -> Callable[[Any], str]:
         sep = self.separator
@@ -254,6 +340,12 @@ class Template:
 
     def parse(self, text: Any) -> dict[str, Any] | None:
         """The fields of key ``text``, or ``None`` when it is not a key of this template."""
+        fast = self._fast
+        if fast is not None:
+            return fast(text)
+        return self._parse_regex(text)
+
+    def _parse_regex(self, text: Any) -> dict[str, Any] | None:
         regex = self._regex
         assert regex is not None, "template used before its entity was compiled"
         if not isinstance(text, str):

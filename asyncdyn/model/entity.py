@@ -170,11 +170,12 @@ class EntityInfo:
         self.encode: Callable[[Any], dict[str, Any]] = _unset
         # decode(item, key_fields=None): key_fields, when the caller parsed the key already.
         self.decode: Callable[..., Any] = _unset
-        # keyed(item, partition_fields): a table query's decode, the sort key parsed inline
-        # and the partition's fields given; KEYED_MISS when the item is not plainly this
-        # entity (no key of its template, a field missing), for the long way to decide.
-        # None when the sort template's shape has no generated parse.
-        self.keyed: Callable[[Mapping[str, Any], Mapping[str, Any]], Any] | None = None
+        # keyed(item, partition_fields, miss=None): a table query's decode, the sort key
+        # parsed inline and the partition's fields given. When the item is not plainly this
+        # entity (no key of its template, a field missing) it returns miss(item), or
+        # KEYED_MISS without one, for the long way to decide. None when the sort template's
+        # shape has no generated parse.
+        self.keyed: Callable[..., Any] | None = None
 
     def with_shards(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` with every shard field computed from its source when the source is
@@ -486,7 +487,8 @@ def _codecs(
     # keyed: the sort key read inline (no dict of parsed fields), the partition's fields
     # from the query; key-only fields come from those, never from a lookup in the item.
     sort = key.sk
-    parsed = None if sort is None else sort.parse_code("s", "return MISS", "k")
+    fail = "return MISS if miss is None else miss(d)"
+    parsed = None if sort is None else sort.parse_code("s", fail, "k")
     keyed: list[str] | None = None
     from_key: dict[str, str] = {}
     if parsed is not None and sort is not None:
@@ -494,7 +496,7 @@ def _codecs(
         env.update(parse_env)
         from_key.update({name: f"known[{name!r}]" for name in key.pk.fields})
         keyed = [
-            "def keyed(d, known):",
+            "def keyed(d, known, miss=None):",
             f"    s = d.get({attrs[-1]!r})",
             *lines,
             "    try:",
@@ -567,7 +569,7 @@ def _codecs(
             "        return o",
             # A field missing, or a key text its parser refuses: the long way decides.
             "    except (KeyError, ValueError, ArithmeticError):",
-            "        return MISS",
+            f"        {fail}",
         ]
         source += "\n".join(keyed) + "\n"
     exec(source, env)

@@ -754,7 +754,7 @@ class Repository:
         turned into entities at once, through the same prefetching iterator as
         ``Table.query``: no per-item generator layer on top of it."""
         condition, args = self._single(plan)
-        accept = self._acceptor(plan, unknown, time.time())
+        convert = self._converter(plan, unknown, time.time())
         table = self.table
 
         async def fetch(cursor: Any, remaining: int | None) -> tuple[list[Any], Any]:
@@ -766,8 +766,7 @@ class Repository:
                 consistent=consistent,
                 **args,
             )
-            got = [accept(item) for item in page.items]
-            return [e for e in got if e is not _NO_ITEM], page.cursor
+            return convert(page.items), page.cursor
 
         return ItemIterator(fetch, limit=limit)
 
@@ -868,6 +867,84 @@ class Repository:
 
         return accept_any
 
+    def _converter(
+        self, plan: Plan, unknown: str, now: float
+    ) -> Callable[[list[dict[str, Any]]], list[Any]]:
+        """A page of items -> its entities, for the one-request and fan-out plans: with
+        generated ``keyed`` decodes, one call per item (a member that does not take an item
+        hands it to the next, the last to ``_accept``), and the pass that drops skipped
+        items only when one was skipped."""
+        entities = plan.entities
+        keyed = [info.keyed for info in entities if info.keyed is not None]
+        plain = (
+            plan.known is not None
+            and plan.exclude is None
+            and len(self.design.key_attributes) == 2
+            and len(keyed) == len(entities)
+            and all(info.key.sk is not None and info.ttl is None for info in entities)
+            and (len(entities) == 1 or self._sorts_apart(entities))
+        )
+        if not plain:
+            accept = self._acceptor(plan, unknown, now)
+
+            def convert_each(items: list[dict[str, Any]]) -> list[Any]:
+                got = [accept(item) for item in items]
+                return [e for e in got if e is not _NO_ITEM]
+
+            return convert_each
+        known = plan.known
+        slow = self._accept
+        skipped = [False]
+
+        def last(item: dict[str, Any]) -> Any:
+            got = slow(plan, item, unknown, now)
+            if got is _NO_ITEM:
+                skipped[0] = True
+            return got
+
+        if len(keyed) > 1:
+            return self._convert_members(plan, keyed, unknown, now)
+        first = keyed[0]
+
+        def convert(items: list[dict[str, Any]]) -> list[Any]:
+            out = [first(item, known, last) for item in items]
+            if skipped[0]:
+                skipped[0] = False
+                return [e for e in out if e is not _NO_ITEM]
+            return out
+
+        return convert
+
+    def _convert_members(
+        self, plan: Plan, keyed: list[Callable[..., Any]], unknown: str, now: float
+    ) -> Callable[[list[dict[str, Any]]], list[Any]]:
+        """A page of a collection whose members' sort keys are proven apart: each item goes
+        to the member that took the previous one first. Items come in sort-key order, so
+        one type's items come in runs, and a run costs one decode per item."""
+        known = plan.known
+        slow = self._accept
+
+        def convert(items: list[dict[str, Any]]) -> list[Any]:
+            out: list[Any] = []
+            append = out.append
+            decode = keyed[0]
+            for item in items:
+                got = decode(item, known)
+                if got is KEYED_MISS:
+                    for other in keyed:
+                        got = other(item, known)
+                        if got is not KEYED_MISS:
+                            decode = other
+                            break
+                    else:
+                        got = slow(plan, item, unknown, now)
+                        if got is _NO_ITEM:
+                            continue
+                append(got)
+            return out
+
+        return convert
+
     def _sorts_apart(self, entities: Sequence[EntityInfo]) -> bool:
         """Whether no sort key can be made by two of these entities' templates (cached)."""
         cache_key = ("apart", *(id(e) for e in entities))
@@ -951,9 +1028,8 @@ class Repository:
                 ordered=plan.ordered,
                 **self._query_args(plan),
             )
-            accept = self._acceptor(plan, unknown, time.time())
-            got = [accept(item) for item in fanned.items]
-            return EntityPage([e for e in got if e is not _NO_ITEM], fanned.cursor)
+            convert = self._converter(plan, unknown, time.time())
+            return EntityPage(convert(fanned.items), fanned.cursor)
         if plan.raw is None and len(plan.conditions) != 1:
             raise ConfigurationError(
                 "this collection is read as several sort-key ranges, which one cursor cannot "
@@ -968,9 +1044,8 @@ class Repository:
             consistent=consistent,
             **args,
         )
-        accept = self._acceptor(plan, unknown, time.time())
-        items = [accept(item) for item in page.items]
-        return EntityPage([i for i in items if i is not _NO_ITEM], page.cursor)
+        convert = self._converter(plan, unknown, time.time())
+        return EntityPage(convert(page.items), page.cursor)
 
     async def scan(self, entity: type[E], /, *, segments: int | None = None) -> AsyncIterator[E]:
         """Every stored ``entity`` (a Scan with a filter on the type attribute: it reads

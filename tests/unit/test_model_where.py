@@ -154,3 +154,38 @@ def test_open_ranges_over_buckets_without_a_bound_say_what_to_add(client: Client
     # since=/until= bound time buckets: on a query whose partition is fixed they mean nothing.
     with pytest.raises(ConfigurationError, match="time buckets"):
         journal.bind(client).query(Note, account_id="a1", since=T0)
+
+
+async def test_strict_designs_take_a_collection_range_declared_as_a_pattern(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    from asyncdyn import UndeclaredAccess
+    from asyncdyn.model import Design, Entity
+
+    ledger = Design("Ledger", strict=True)
+
+    @ledger.entity("Owner")
+    class Owner(Entity):
+        owner_id: str
+        key = ledger.key(pk="OWNER#{owner_id}", sk="OWNER")
+
+    @ledger.entity("Entry")
+    class Entry(Entity):
+        owner_id: str
+        at: datetime
+        memo: str = ""
+        key = ledger.key(pk="OWNER#{owner_id}", sk="ENTRY#{at}")
+
+    book = ledger.collection("book", Owner, Entry)
+    transport.default = answer({"Items": [], "Count": 0})
+    repo = ledger.bind(client)
+    with pytest.raises(UndeclaredAccess):
+        repo.query(book, owner_id="o", where=Entry.field_ref("at").gte(T0))
+    ledger.pattern("an owner's book since a date", book, range=Entry.field_ref("at"))
+    got = repo.query(book, owner_id="o", where=Entry.field_ref("at").gte(T0))
+    assert [r async for r in got] == []
+    assert len(transport.payloads) == 2 and ledger.check().ok
+    ledger.pattern("by memo", book, range=Entry.field_ref("memo"))
+    report = ledger.check()
+    assert not report.ok
+    assert any("first sort-key field of a member" in f.message for f in report.errors)

@@ -383,6 +383,7 @@ def compile_entity(
         for template in (declared.pk, declared.sk):
             if template is not None:
                 template.compile(type_name, types_of)
+        declared.compile()
     for name in info.key.fields:
         if info.fields[name].optional:
             raise ConfigurationError(
@@ -488,7 +489,7 @@ def _codecs(
     # from the query; key-only fields come from those, never from a lookup in the item.
     sort = key.sk
     fail = "return MISS if miss is None else miss(d)"
-    parsed = None if sort is None else sort.parse_code("s", fail, "k")
+    parsed = None if sort is None else sort.parse_code("s", fail, "k", exact=True)
     keyed: list[str] | None = None
     from_key: dict[str, str] = {}
     if parsed is not None and sort is not None:

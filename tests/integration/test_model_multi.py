@@ -1,6 +1,7 @@
 """Multi-attribute GSI keys (DynamoDB, November 2025: up to 4 partition and 4 sort
-attributes per index) on moto, which accepts and answers them since 5.2 (checked with moto
-5.2.6). dynalite refuses such a KeySchema, so these run on moto only."""
+attributes per index) on moto, which creates and answers them (checked with moto 5.2.6, the
+version the dev extra requires). dynalite refuses such a KeySchema ("Member must have length
+less than or equal to 2"), so these run on moto only."""
 
 from __future__ import annotations
 

@@ -871,9 +871,9 @@ class Repository:
         self, plan: Plan, unknown: str, now: float
     ) -> Callable[[list[dict[str, Any]]], list[Any]]:
         """A page of items -> its entities, for the one-request and fan-out plans: with
-        generated ``keyed`` decodes, one call per item (a member that does not take an item
-        hands it to the next, the last to ``_accept``), and the pass that drops skipped
-        items only when one was skipped."""
+        generated ``keyed`` decodes, one call per item (an item the decode does not take
+        goes to ``_accept``), and the pass that drops skipped items only when one was
+        skipped; a collection's members take turns (``_convert_members``)."""
         entities = plan.entities
         keyed = [info.keyed for info in entities if info.keyed is not None]
         plain = (
@@ -892,6 +892,8 @@ class Repository:
                 return [e for e in got if e is not _NO_ITEM]
 
             return convert_each
+        if len(keyed) > 1:
+            return self._convert_members(plan, keyed, unknown, now)
         known = plan.known
         slow = self._accept
         skipped = [False]
@@ -902,8 +904,6 @@ class Repository:
                 skipped[0] = True
             return got
 
-        if len(keyed) > 1:
-            return self._convert_members(plan, keyed, unknown, now)
         first = keyed[0]
 
         def convert(items: list[dict[str, Any]]) -> list[Any]:

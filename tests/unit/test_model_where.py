@@ -189,3 +189,30 @@ async def test_strict_designs_take_a_collection_range_declared_as_a_pattern(
     report = ledger.check()
     assert not report.ok
     assert any("first sort-key field of a member" in f.message for f in report.errors)
+
+
+def test_collection_where_refuses_members_whose_ranges_meet(client: Client) -> None:
+    from asyncdyn.model import Design, Entity
+
+    forum = Design("Forum")
+
+    @forum.entity("Post")
+    class Post(Entity):
+        user_id: str
+        post_id: str
+        key = forum.key(pk="USER#{user_id}", sk="POST#{post_id}")
+
+    @forum.entity("Comment")
+    class Comment(Entity):
+        user_id: str
+        post_id: str
+        n: int
+        key = forum.key(pk="USER#{user_id}", sk="POST#{post_id}#C#{n}")
+
+    threads = forum.collection("threads", Post, Comment)
+    repo = forum.bind(client)
+    # Comments' keys (POST#{post_id}#C#{n}) start like posts' (POST#...): narrowing posts
+    # would still read every comment's post range, so the plan is refused, not half-kept.
+    with pytest.raises(ConfigurationError, match="share a range") as caught:
+        repo.query(threads, user_id="1", where=Post.field_ref("post_id").eq("p"))
+    assert "threads" in str(caught.value) and "query Post with where=" in str(caught.value)

@@ -216,3 +216,26 @@ def test_collection_where_refuses_members_whose_ranges_meet(client: Client) -> N
     with pytest.raises(ConfigurationError, match="share a range") as caught:
         repo.query(threads, user_id="1", where=Post.field_ref("post_id").eq("p"))
     assert "threads" in str(caught.value) and "query Post with where=" in str(caught.value)
+
+
+async def test_a_limit_over_buckets_stops_at_the_newest_bucket_that_fills_it(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    def reading(day: int) -> dict[str, object]:
+        at = f"2025-02-{day:02d}T00:00:00.000000Z"
+        return {"PK": {"S": "SENSOR#s1#2025-02"}, "SK": {"S": at}, "value": {"N": str(day)}}
+
+    transport.default = answer({"Items": [reading(9), reading(8), reading(7)], "Count": 3})
+    repo = iot.bind(client)
+    newest = repo.query(
+        Reading,
+        sensor_id="s1",
+        where=Reading.at.lte(datetime(2025, 2, 10, tzinfo=UTC)),
+        since=datetime(2024, 6, 1, tzinfo=UTC),
+        descending=True,
+        limit=2,
+    )
+    got = [r async for r in newest]
+    assert [r.at.day for r in got] == [9, 8]
+    # Nine months of buckets, and only February's was read: it held the two asked for.
+    assert [values_of(p)[0] for p in transport.payloads] == ["SENSOR#s1#2025-02"]

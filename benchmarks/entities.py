@@ -9,14 +9,33 @@ interleave; the table shows the median CPU per op and the entity/raw ratio (targ
 ``collection(50)`` reads a Customer+Order collection (the canned partition holds only the 50
 orders) against the raw partition query; ``batch_get(100)`` 100 typed refs against 100 keys.
 
-    python -m benchmarks.entities [--ops N] [--rounds R] [--concurrency C]
+    python -m benchmarks.entities [--ops N] [--rounds R] [--concurrency C] [--peers]
+
+``--inprocess get.raw,get.entity,...`` runs those operations one after another against
+``benchmarks.inprocess``'s in-memory transport (the canned server's bytes, no sockets, no
+server): only asyncdyn's own work runs, so under callgrind the instruction counts are stable
+on a shared machine. Each operation's loop runs inside its own C function (printed next to
+it): that function's inclusive instruction count divided by ``--ops`` is one operation's
+cost, start-up and warm-up excluded::
+
+    ALL=get.raw,get.entity,query.raw,query.entity,collection.raw,collection.entity
+    ALL=$ALL,batch_get.raw,batch_get.entity
+    valgrind --tool=callgrind --callgrind-out-file=cg.out \\
+        python -m benchmarks.entities --inprocess $ALL --ops 40
+    python -m benchmarks.entities --inprocess $ALL --ops 40 --report cg.out
+
+``--report`` reads the callgrind file (through ``callgrind_annotate``) instead of running,
+and prints instructions per operation and the entity/raw ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import itertools
 import statistics
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -28,6 +47,7 @@ from asyncdyn.runner import loop_name, run
 
 from .canned import start_canned
 from .entity_peers import pydynox_ops, pynamodb_ops
+from .inprocess import CannedTransport
 
 bench = Design("bench")
 
@@ -158,15 +178,116 @@ async def main_async(
             return samples
 
 
+# ``--inprocess`` names: read.kind -> the operation's name in ``operations``.
+_READS = {"get": "get", "query": "query(50)", "collection": "collection(50)"}
+_READS["batch_get"] = "batch_get(100)"
+
+
+def _through(
+    c_function: Callable[[Callable[[Any], Any]], Any],
+) -> Callable[[Callable[[], Any]], Any]:
+    """Call ``body`` once from inside a distinct C function, so that callgrind's inclusive
+    cost of that function is exactly the body's (``callgrind_annotate --inclusive=yes``)."""
+    return lambda body: c_function(lambda _: body())
+
+
+# One C function per measured operation (CPython 3.11/3.12 names, as callgrind shows them).
+_WRAPPERS: list[tuple[str, Callable[[Callable[[], Any]], Any]]] = [
+    ("builtin_sorted", _through(lambda f: sorted([0], key=f))),
+    ("builtin_min", _through(lambda f: min([0], key=f))),
+    ("map_next", _through(lambda f: list(map(f, [0])))),
+    ("filter_next", _through(lambda f: list(filter(f, [0])))),
+    ("functools_reduce", _through(lambda f: functools.reduce(lambda a, b: f(b), [0, 0]))),
+    ("starmap_next", _through(lambda f: list(itertools.starmap(f, [(0,)])))),
+    ("dropwhile_next", _through(lambda f: list(itertools.dropwhile(f, [0])))),
+    ("takewhile_next", _through(lambda f: list(itertools.takewhile(f, [0])))),
+]
+
+
+def inprocess(names: list[str], ops: int) -> None:
+    """``ops`` of each named operation, one after another, on the in-memory transport; the
+    n-th operation's loop runs inside the n-th C function of ``_WRAPPERS`` (printed), for
+    callgrind."""
+    loop = asyncio.new_event_loop()
+    try:
+        db = Client(
+            region="us-east-1",
+            endpoint_url="http://127.0.0.1:1",
+            credentials=("bench", "bench"),
+            transport=CannedTransport(),
+        )
+        loop.run_until_complete(db.__aenter__())
+        by_name = operations(db, bench.bind(db))
+
+        async def repeat(op: Op, n: int) -> None:
+            for _ in range(n):
+                await op()
+
+        for (c_name, wrap), short in zip(_WRAPPERS, names, strict=False):
+            read, _, kind = short.partition(".")
+            op = by_name[f"{_READS[read]} {kind}"]
+            # Warm-up: caches, compiled plans, first allocations.
+            loop.run_until_complete(repeat(op, 20))
+            start = time.process_time()
+            wrap(lambda op=op: loop.run_until_complete(repeat(op, ops)))  # type: ignore[misc]
+            spent = time.process_time() - start
+            print(
+                f"{short}: {spent / max(ops, 1) * 1e6:,.1f} us CPU per operation ({ops} ops), "
+                f"measured inside {c_name}"
+            )
+        loop.run_until_complete(db.__aexit__(None, None, None))
+    finally:
+        loop.close()
+
+
+def report(path: str, names: list[str], ops: int) -> None:
+    """Instructions per operation from a callgrind file of ``--inprocess names --ops ops``:
+    the inclusive count of each operation's C function, divided by ``ops``."""
+    shown = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    inclusive: dict[str, int] = {}
+    for line in shown.splitlines():
+        count, _, rest = line.strip().partition(" ")
+        function = rest.rsplit(":", 1)[-1].split(" ")[0] if ":" in rest else ""
+        if count.replace(",", "").isdigit() and function and function not in inclusive:
+            inclusive[function] = int(count.replace(",", ""))
+    per_op = {}
+    for (c_name, _), short in zip(_WRAPPERS, names, strict=False):
+        per_op[short] = inclusive[c_name] / ops
+        print(f"{short:<20} {per_op[short]:>14,.0f} instructions per operation")
+    for read in _READS:
+        raw, entity = per_op.get(f"{read}.raw"), per_op.get(f"{read}.entity")
+        if raw and entity:
+            print(f"{read:<12} entity / raw {entity / raw:.3f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--inprocess",
+        type=lambda v: [w for w in v.split(",") if w],
+        default=None,
+        help="read.kind,... (get, query, collection, batch_get; raw or entity): in-memory "
+        "transport, one after another, for callgrind",
+    )
     parser.add_argument("--ops", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
         "--peers", action="store_true", help="also pydynox and PynamoDB models, when importable"
     )
+    parser.add_argument("--report", help="a callgrind file of an --inprocess run: its figures")
     args = parser.parse_args(argv)
+    if args.inprocess is not None and args.report:
+        report(args.report, args.inprocess, args.ops)
+        return 0
+    if args.inprocess is not None:
+        inprocess(args.inprocess, args.ops)
+        return 0
     samples = run(main_async(args.ops, args.rounds, args.concurrency, args.peers))
     medians = {name: statistics.median(values) for name, values in samples.items()}
     print(f"entity vs raw reads, client CPU per op (median of {args.rounds}, {loop_name()})")

@@ -92,6 +92,9 @@ class Design:
         self.separator = separator
         self.entities: list[EntityInfo] = []
         self._by_type: dict[str, EntityInfo] = {}
+        # Entity class -> its compiled form: a dict lookup on every read and write, where
+        # ``info_of`` would read a class attribute through the entity metaclass.
+        self._by_class: dict[type, EntityInfo] = {}
         self.collections: dict[str, Collection] = {}
         # Proofs about which templates can share a key range, per key declaration; made
         # on first use and dropped when an entity is added (it may change them).
@@ -195,6 +198,7 @@ class Design:
             new = compile_entity(cls, self, type_name, tuple(aliases), scope)
             info = info_of(new)
             self.entities.append(info)
+            self._by_class[new] = info
             for n in names:
                 self._by_type[n] = info
             self.proofs.clear()
@@ -347,6 +351,9 @@ class Design:
         )
 
     def info(self, entity: Any) -> EntityInfo:
+        found = self._by_class.get(entity) if isinstance(entity, type) else None
+        if found is not None:
+            return found
         info = info_of(entity)
         if info.design is not self:
             raise ConfigurationError(f"{entity.__name__} belongs to design {info.design.name!r}")

@@ -25,7 +25,17 @@ from .keys import EntityKey, NaturalKey
 from .templates import render_datetime
 from .where import FieldRef
 
-__all__ = ["Entity", "EntityInfo", "FieldInfo", "Ref", "compile_entity", "info_of"]
+__all__ = [
+    "KEYED_MISS",
+    "Entity",
+    "EntityInfo",
+    "FieldInfo",
+    "Ref",
+    "compile_entity",
+    "info_of",
+]
+
+KEYED_MISS: Any = object()
 
 E = TypeVar("E")
 _INFO = "__asyncdyn_entity__"
@@ -130,6 +140,7 @@ class EntityInfo:
         "indexes",
         "key",
         "large",
+        "keyed",
         "natural",
         "names",
         "shards",
@@ -166,6 +177,12 @@ class EntityInfo:
         self.encode: Callable[[Any], dict[str, Any]] = _unset
         # decode(item, key_fields=None): key_fields, when the caller parsed the key already.
         self.decode: Callable[..., Any] = _unset
+        # keyed(item, partition_fields, miss=None): a table query's decode, the sort key
+        # parsed inline and the partition's fields given. When the item is not plainly this
+        # entity (no key of its template, a field missing) it returns miss(item), or
+        # KEYED_MISS without one, for the long way to decide. None when the sort template's
+        # shape has no generated parse.
+        self.keyed: Callable[..., Any] | None = None
 
     def with_shards(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` with every shard field computed from its source when the source is
@@ -397,6 +414,7 @@ def compile_entity(
         for template in (declared.pk, declared.sk):
             if template is not None:
                 template.compile(type_name, types_of)
+        declared.compile()
     templated: list[tuple[str, ...]] = [info.key.fields]
     templated += [d.fields for d in info.indexes.values()]
     templated += [n.fields for n in info.natural.values()]
@@ -454,9 +472,10 @@ def compile_entity(
     new.__asyncdyn_refs__ = {f.name: FieldRef(new, f.name) for f in fields}  # type: ignore[attr-defined]
     for declared in (info.key, *info.indexes.values()):
         declared.entity = new
+        declared.info = info
     for natural in info.natural.values():
         natural.entity = new
-    info.encode, info.decode = _codecs(new, info, fields)
+    info.encode, info.decode, info.keyed = _codecs(new, info, fields)
     return typing.cast(type[E], new)
 
 
@@ -489,8 +508,9 @@ def _eq_repr(names: list[str]) -> tuple[Callable[..., Any], Callable[..., Any]]:
 
 def _codecs(
     cls: type, info: EntityInfo, fields: list[FieldInfo]
-) -> tuple[Callable[[Any], dict[str, Any]], Callable[..., Any]]:
-    """Generated ``encode(entity) -> attributes`` and ``decode(attributes) -> entity``."""
+) -> tuple[Callable[[Any], dict[str, Any]], Callable[..., Any], Any]:
+    """Generated ``encode(entity) -> attributes``, ``decode(attributes) -> entity`` and
+    ``keyed(attributes, partition_fields) -> entity | KEYED_MISS`` (or ``None``)."""
     key = info.key
     attrs = info.design.key_attributes
     templates = [(t, a) for t, a in ((key.pk, attrs[0]), (key.sk, attrs[-1])) if t is not None]
@@ -509,9 +529,28 @@ def _codecs(
         "MISSING": MISSING,
         "key_fields": key_fields,
         "Decimal": Decimal,
+        "MISS": KEYED_MISS,
     }
     enc = ["def encode(o):", "    d = {}"]
     dec = ["def decode(d, k=None):", "    o = new(cls)"]
+    # keyed: the sort key read inline (no dict of parsed fields), the partition's fields
+    # from the query; key-only fields come from those, never from a lookup in the item.
+    sort = key.sk
+    fail = "return MISS if miss is None else miss(d)"
+    parsed = None if sort is None else sort.parse_code("s", fail, "k", exact=True)
+    keyed: list[str] | None = None
+    from_key: dict[str, str] = {}
+    if parsed is not None and sort is not None:
+        lines, parse_env, from_key = parsed
+        env.update(parse_env)
+        from_key.update({name: f"known[{name!r}]" for name in key.pk.fields})
+        keyed = [
+            "def keyed(d, known, miss=None):",
+            f"    s = d.get({attrs[-1]!r})",
+            *lines,
+            "    try:",
+            "        o = new(cls)",
+        ]
     where_prefix = info.type_name
     for f in fields:
         n, s = f.name, f.stored
@@ -546,6 +585,8 @@ def _codecs(
             conv = "v if v.__class__ is Decimal else Decimal(v)"
         elif f.kind is int:
             conv = "v if v.__class__ is int else int(v)"
+        if keyed is not None:
+            keyed += ["    " + line for line in _keyed_field(n, s, conv, default, from_key)]
         if default is MISSING and n in in_key:
             # Parsed from the key when the item does not store it: already typed.
             dec.append(f"    v = d.get({s!r})")
@@ -569,7 +610,36 @@ def _codecs(
                 fallback = f"default_{n}"
             dec.append(f"    v = d.get({s!r})")
             dec.append(f"    o.{n} = {fallback} if v is None else {conv}")
+            if keyed is not None and n not in from_key:
+                keyed.append(f"        v = d.get({s!r})")
+                keyed.append(f"        o.{n} = {fallback} if v is None else {conv}")
     enc.append("    return d")
     dec.append("    return o")
-    exec("\n".join(enc) + "\n" + "\n".join(dec) + "\n", env)
-    return env["encode"], env["decode"]
+    source = "\n".join(enc) + "\n" + "\n".join(dec) + "\n"
+    if keyed is not None:
+        keyed += [
+            "        return o",
+            # A field missing, or a key text its parser refuses: the long way decides.
+            "    except (KeyError, ValueError, ArithmeticError):",
+            f"        {fail}",
+        ]
+        source += "\n".join(keyed) + "\n"
+    exec(source, env)
+    return env["encode"], env["decode"], env.get("keyed")
+
+
+def _keyed_field(
+    name: str, stored: str, conv: str, default: Any, from_key: Mapping[str, str]
+) -> list[str]:
+    """``keyed``'s lines for one field (indented once, inside its ``try``): a stored value
+    first, else the key's; plain values stored as they are."""
+    if name in from_key:
+        return [
+            f"    v = d.get({stored!r})",
+            f"    o.{name} = {from_key[name]} if v is None else {conv}",
+        ]
+    if default is MISSING:
+        if conv == "v":
+            return [f"    o.{name} = d[{stored!r}]"]
+        return [f"    v = d[{stored!r}]", f"    o.{name} = None if v is None else {conv}"]
+    return []  # filled by the caller: defaults share decode's lines

@@ -297,11 +297,21 @@ def key_problem(pattern: Pattern, access: Access) -> str | None:
         if missing:
             return f"its partition needs {', '.join(missing)}"
         extra = [n for n in inputs if n not in pk_fields]
-        if extra or ranged is not None:
-            return (
-                f"a collection is read by its partition fields only, not "
-                f"{', '.join(extra or [ranged or ''])}"
-            )
+        if extra:
+            return f"a collection is read by its partition fields only, not {', '.join(extra)}"
+        if ranged is not None:
+            # A range narrows the member whose sort key starts (after the partition's
+            # fields) with the ranged field; the others are read whole.
+            firsts = {
+                next((n for n in k.sk.fields if n not in pk_fields), None)
+                for k in access.keys
+                if k.sk is not None
+            }
+            if ranged not in firsts:
+                return (
+                    f"a range on {ranged} needs it to be the first sort-key field of a member "
+                    "of the collection: it would be a FilterExpression"
+                )
         return None
     if isinstance(access, NaturalKey):
         pk: tuple[str, ...] = access.pk_fields

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import ConfigurationError, InvalidItem
@@ -51,13 +52,16 @@ class Plan:
     # Partitions that hold consecutive sort-key ranges in order (time buckets), read one
     # after the other; shards are read together and merged.
     ordered: bool = True
+    # The type ``exclude`` is about, in a collection where one member is ranged (the
+    # others do not have the field).
+    exclude_from: EntityInfo | None = None
 
 
 def _others(design: Any, index: str | None, keys: Sequence[EntityKey]) -> list[EntityKey]:
     """Keys of other types on the same index whose partition template can produce the
     partition keys of ``keys`` (cached)."""
-    cache_key = ("others", index, tuple(id(k) for k in keys))
-    found = design.proofs.get(cache_key)
+    cache_key = ("others", index, *map(id, keys))
+    found: list[EntityKey] | None = design.proofs.get(cache_key)
     if found is None:
         members = {id(k.entity) for k in keys}
         found = []
@@ -68,7 +72,8 @@ def _others(design: Any, index: str | None, keys: Sequence[EntityKey]) -> list[E
             if other is not None and could_overlap(other.pk, keys[0].pk):
                 found.append(other)
         design.proofs[cache_key] = found
-    return list(found)
+    # The cached list itself (callers only read it): its identity keys _exclusive's proofs.
+    return found
 
 
 def _exclusive(
@@ -76,7 +81,7 @@ def _exclusive(
 ) -> bool:
     """Whether no key of ``others`` can fall in the range: sort keys starting with
     ``prefix`` (or, ``exact``, the keys of ``key``'s own sort template)."""
-    cache_key = ("exclusive", id(key), prefix, exact, tuple(id(o) for o in others))
+    cache_key = ("exclusive", id(key), prefix, exact, id(others))
     known = design.proofs.get(cache_key)
     if known is None:
         known = True
@@ -167,30 +172,143 @@ def _sort_condition(
     return cond, head or static, False, exclude
 
 
-def _bucketed(
-    design: Any, index: str | None, key: EntityKey, values: Mapping[str, Any], where: Where
-) -> tuple[str, Plan]:
-    """A range over the datetime field a partition template buckets by
-    (``"SENSOR#{sensor}#{at:%Y-%m}"``): one partition per bucket the range spans, read in
-    order by the table's fan-out, each with the range as its sort-key condition."""
-    if where.op == "eq":
-        low = high = where.values[0]
-    elif where.op == "between":
-        low, high = where.values
-    else:
-        raise ConfigurationError(
-            f"{key.pk.entity}.{where.field} picks the partition of {key.pk.text!r}: give a "
-            f"range with both ends (between) or a value (eq), not {where.op}"
+def _aware(value: Any, name: str, where: str) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise InvalidItem(
+            f"{name}= bounds time buckets: a timezone-aware datetime, not {value!r}", where
         )
-    partitions = key.pk.buckets(values, where.field, low, high)
+    return value
+
+
+def _bucketed(
+    design: Any,
+    index: str | None,
+    key: EntityKey,
+    values: Mapping[str, Any],
+    where: Where | None,
+    field: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[str, Plan]:
+    """A read of the datetime field ``field`` that a partition template buckets by
+    (``"SENSOR#{sensor}#{at:%Y-%m}"``): one partition per bucket the range spans, read in
+    order by the table's fan-out, each with the range as its sort-key condition.
+
+    The buckets need both ends. A closed range (``between``, ``eq``) has them; an open one
+    takes the missing end from ``since=``/``until=``, which only bound the buckets read
+    (the sort-key condition stays the range's own); ``since=``/``until=`` alone read whole
+    buckets. Nothing else bounds them: an open range without the matching keyword is
+    refused, saying which one to add."""
+    where_at = f"{key.pk.entity}.{field}"
+    if since is not None:
+        since = _aware(since, "since", where_at)
+    if until is not None:
+        until = _aware(until, "until", where_at)
+    low: datetime | None = since
+    high: datetime | None = until
+    op = None if where is None else where.op
+    if where is not None:
+        for value in where.values if op != "begins_with" else ():
+            _aware(value, "where", where_at)
+    if op == "eq" or op == "between":
+        assert where is not None
+        first, last = where.values[0], where.values[-1]
+        low = first if since is None else max(first, since)
+        high = last if until is None else min(last, until)
+    elif op in ("gte", "gt"):
+        assert where is not None
+        low = where.values[0] if since is None else max(where.values[0], since)
+    elif op in ("lte", "lt"):
+        assert where is not None
+        bound = where.values[0]
+        if op == "lt":
+            bound -= timedelta(microseconds=1)  # a bound on a bucket's start needs no read of it
+        high = bound if until is None else min(bound, until)
+    lacking = [n for n, v in (("since", low), ("until", high)) if v is None]
+    if lacking:
+        what = "a read" if where is None else f"where= {op}"
+        raise ConfigurationError(
+            f"{where_at} picks the partition of {key.pk.text!r}, and {what} leaves the time "
+            f"buckets unbounded: add {' and '.join(f'{n}=<datetime>' for n in lacking)} "
+            "(the buckets to read), or give a closed range (between)"
+        )
+    assert low is not None and high is not None
+    if high < low:
+        raise ConfigurationError(
+            f"{where_at}: the buckets to read end ({high.isoformat()}) before they start "
+            f"({low.isoformat()}); check since=/until= against where="
+        )
+    partitions = key.pk.buckets(values, field, low, high)
     cond, prefix, exact, exclude = _sort_condition(key, values, where)
-    entities = (key.entity.__asyncdyn_entity__,)
+    entities = (key.info,)
     others = _others(design, index, [key])
     alone = not others or _exclusive(design, others, prefix, exact, key)
     names = None if alone else entities[0].names
     known = None if index is not None else {n: values[n] for n in key.pk.fields if n in values}
     plan = Plan(index, [], names, key.sk_attribute, entities, exclude, known, partitions, cond)
     return partitions[0], plan
+
+
+def _collection_ranges(
+    design: Any,
+    keys: Sequence[EntityKey],
+    values: Mapping[str, Any],
+    where: Where,
+    others: list[EntityKey],
+    collection: str,
+) -> tuple[list[KeyCondition], bool, tuple[str, Any] | None, EntityInfo]:
+    """A collection read with ``where=`` on one member: that member's range narrowed by it,
+    every other member's whole (``begins_with`` its sort-key prefix), read side by side and
+    merged. Returns (sort conditions, whether a type filter is needed, edge exclusion,
+    the ranged member).
+
+    Refused when the ranges cannot be kept apart (a member's keys inside another's
+    range): the narrowed member would come back whole through the other range."""
+    ranged = next((k for k in keys if k.entity is where.entity), None)
+    shown = f"{getattr(where.entity, '__name__', '?')}.{where.field}"
+    if ranged is None:
+        members = ", ".join(k.info.type_name for k in keys)
+        raise InvalidItem(
+            f"where= is on {where.entity.__name__}, which is not a member of collection "
+            f"{collection!r} ({members})",
+            shown,
+        )
+    if ranged.sk is None or where.field not in ranged.sk.fields:
+        sort = "no sort key" if ranged.sk is None else f"its sort key is {ranged.sk.text!r}"
+        raise InvalidItem(
+            f"collection {collection!r}: where= narrows a member's sort-key range, and "
+            f"{where.field} is in no member's sort key ({sort}); filter the results, or query "
+            "an index whose sort key holds it",
+            shown,
+        )
+    cond, head, exact, exclude = _sort_condition(ranged, values, where)
+    attr = ranged.sk_attribute
+    assert attr is not None
+    whole = [k for k in keys if k is not ranged]
+    for k in whole:
+        prefix = "" if k.sk is None else k.sk.prefix
+        if (
+            not prefix
+            or could_start_with(ranged.sk, prefix)
+            or not head
+            or could_start_with(k.sk, head)  # type: ignore[arg-type]
+        ):
+            theirs = "none" if k.sk is None else repr(k.sk.text)
+            raise ConfigurationError(
+                f"collection {collection!r}: the sort keys of {k.entity.__name__} ({theirs}) "
+                f"and of {ranged.entity.__name__} ({ranged.sk.text!r}) share a range, so "
+                f"where= on {shown} cannot narrow one without the other: query "
+                f"{ranged.entity.__name__} with where= and the others apart"
+            )
+    prefixes = sorted({k.sk.prefix for k in whole if k.sk is not None})
+    kept = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+    conditions = [Key(attr).begins_with(p) for p in kept]
+    conditions.append(Key(attr).begins_with(head) if cond is None else cond)
+    filtered = bool(others) and not (
+        _exclusive(design, others, head, exact, ranged)
+        and all(_exclusive(design, others, k.sk.prefix, False, k) for k in whole if k.sk)
+    )
+    return conditions, filtered, exclude, ranged.info
 
 
 _RAW_OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "eq": "="}
@@ -202,7 +320,7 @@ def plan_natural(
     """A query of a multi-attribute index: an equality on every partition attribute, then
     equalities on the sort attributes given, left to right, and at most one range (``where=``)
     on the next one, as DynamoDB requires."""
-    info: EntityInfo = key.entity.__asyncdyn_entity__
+    info: EntityInfo = design.info(key.entity)
     owner = info.type_name
     missing = [f for f in key.pk_fields if f not in values]
     if missing:
@@ -289,11 +407,17 @@ def plan_read(
     keys: Sequence[EntityKey],
     values: Mapping[str, Any],
     where: Where | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    collection: str = "",
 ) -> tuple[str, Plan]:
-    """(partition key value, plan) for reading ``keys``' entities under ``values``."""
+    """(partition key value, plan) for reading ``keys``' entities under ``values``
+    (``collection`` names them when they are one, for errors); ``since``/``until`` bound
+    the time buckets a bucketed partition is read over."""
     first = keys[0]
-    owner: EntityInfo = first.entity.__asyncdyn_entity__
-    if len(keys) == 1:
+    owner: EntityInfo = first.info
+    if len(keys) == 1 and not values.keys() <= first.field_set:
         # A field that is not part of this key would be a filter: refuse it rather than
         # ignore it (the caller meant to narrow the read).
         allowed = {*first.fields, *(f.spec.shard_of for f in owner.shards)}
@@ -307,8 +431,17 @@ def plan_read(
     if owner.shards:
         values = owner.with_shards(values)
     missing = first.pk.missing(values)
-    if len(keys) == 1 and where is not None and missing == [where.field]:
-        return _bucketed(design, index, first, values, where)
+    if (
+        len(keys) == 1
+        and len(missing) == 1
+        and (where.field == missing[0] if where is not None else (since or until) is not None)
+    ):
+        return _bucketed(design, index, first, values, where, missing[0], since, until)
+    if since is not None or until is not None:
+        raise ConfigurationError(
+            f"since=/until= bound the time buckets of a partition template bucketed by a "
+            f"datetime (and left out of the query); {first.pk.text!r} is not read that way here"
+        )
     # A shard field not computable (its source not given): every shard is read.
     shards: list[str] | None = None
     shard_field = next((f for f in owner.shards if missing == [f.name]), None)
@@ -325,8 +458,8 @@ def plan_read(
         )
     partition = first.pk.render(values)
     others = _others(design, index, keys)
-    entities = tuple(k.entity.__asyncdyn_entity__ for k in keys)
-    names = tuple(n for e in entities for n in e.names)
+    entities = (owner,) if len(keys) == 1 else tuple(k.info for k in keys)
+    names = owner.names if len(keys) == 1 else tuple(n for e in entities for n in e.names)
     pk_cond = Key(first.pk_attribute).eq(partition)
     known = None
     if index is None:
@@ -338,28 +471,42 @@ def plan_read(
         sorts: list[KeyCondition | None],
         type_names: tuple[str, ...] | None,
         exclude: tuple[str, Any] | None = None,
+        exclude_from: EntityInfo | None = None,
     ) -> tuple[str, Plan]:
         attr = first.sk_attribute
         if shards is not None:
+            if len(sorts) > 1 and exclude_from is not None:
+                raise ConfigurationError(
+                    f"collection {collection!r} spans shards, each read with one sort-key "
+                    f"condition: where= cannot narrow one member of it; query "
+                    f"{exclude_from.type_name} with where= and the others apart"
+                )
             if len(sorts) > 1:
                 # One sort condition goes to every shard: several ranges become the type
                 # filter over the whole partition.
                 sorts, type_names = [None], names
             plan = Plan(index, [], type_names, attr, entities, exclude, known, shards, sorts[0])
             plan.ordered = False
+            plan.exclude_from = exclude_from
             return partition, plan
         conditions = [pk_cond if s is None else pk_cond & s for s in sorts]
-        return partition, Plan(index, conditions, type_names, attr, entities, exclude, known)
+        plan = Plan(index, conditions, type_names, attr, entities, exclude, known)
+        plan.exclude_from = exclude_from
+        return partition, plan
 
     if len(keys) == 1:
         cond, prefix, exact, exclude = _sort_condition(first, values, where)
         alone = not others or _exclusive(design, others, prefix, exact, first)
         return finish([cond], None if alone else names, exclude)
-    if where is not None:
-        raise ConfigurationError("where= ranges one entity's sort key, not a collection's")
     extra = [n for n in values if n not in first.pk.fields]
     if extra:
         raise InvalidItem(f"a collection is read by its partition fields only, not {extra}")
+    if where is not None:
+        sorts, filtered, exclude, ranged = _collection_ranges(
+            design, keys, values, where, others, collection
+        )
+        # The edge exclusion (gt/lt) is the ranged member's only: the others lack the field.
+        return finish(list(sorts), names if filtered else None, exclude, ranged)
     if not others:
         return finish([None], None)
     prefixes = sorted({k.sk.prefix if k.sk is not None else "" for k in keys})

@@ -32,11 +32,12 @@ from ..paging import ItemIterator
 from ..schema import GlobalIndex, KeySchema, StreamView
 from ..transactions import TxAction
 from .collection import Collection
-from .entity import EntityInfo, Ref
+from .entity import KEYED_MISS, EntityInfo, Ref
 from .keys import EntityKey, NaturalKey
 from .patterns import Pattern, declared_pattern
 from .plan import Plan, plan_natural, plan_read
 from .raw import Unknown, check_unknown
+from .templates import could_overlap
 from .unique import delete_unique, put_unique
 from .where import Where
 from .writer import EntityWriter
@@ -139,7 +140,7 @@ class Repository:
         if info.shards:
             fields = info.with_shards(fields)
         names = info.key.fields
-        if len(fields) == len(names) and all(n in fields for n in names):
+        if fields.keys() == info.key.field_set:
             return info.key.render(fields)
         missing = [n for n in names if n not in fields]
         extra = [n for n in fields if n not in names]
@@ -485,24 +486,47 @@ class Repository:
         item = await self.table.get(self._key(info, fields), consistent=consistent)
         if item is None:
             return None
-        got = self._entity(info, item, time.time(), dict(fields))
+        if info.ttl is None:
+            try:  # the generated decode; the design's decode names what is missing
+                return info.decode(item, fields)  # type: ignore[no-any-return]
+            except KeyError:
+                pass
+        got = self._entity(info, item, time.time(), fields)
         return None if got is _NO_ITEM else got
 
     async def batch_get(self, refs: Sequence[Ref], *, consistent: bool = False) -> list[Any]:
         """The entities of ``refs`` (of any types), aligned with them; ``None``: missing."""
         refs = list(refs)
-        infos = [self._info(r.entity) for r in refs]
-        keys = [self._key(info, r.fields) for info, r in zip(infos, refs, strict=True)]
+        info_of_class = self._info
+        infos = [info_of_class(r.entity) for r in refs]
+        key_of = self._key
+        keys = [key_of(info, r.fields) for info, r in zip(infos, refs, strict=True)]
         items = await self.table.batch_get(keys, consistent=consistent)
         out: list[Any] = []
         now = time.time()
         for info, ref, item in zip(infos, refs, items, strict=True):
             # The item is at the key the ref's template made: it is that entity.
-            got = None if item is None else self._entity(info, item, now, dict(ref.fields))
+            if item is None:
+                out.append(None)
+                continue
+            if info.ttl is None:
+                try:
+                    out.append(info.decode(item, ref.fields))
+                    continue
+                except KeyError:
+                    pass
+            got = self._entity(info, item, now, ref.fields)
             out.append(None if got is _NO_ITEM else got)
         return out
 
-    def _plan(self, target: Any, fields: Mapping[str, Any], where: Where | None) -> Plan:
+    def _plan(
+        self,
+        target: Any,
+        fields: Mapping[str, Any],
+        where: Where | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Plan:
         if where is not None:
             spec = self._info(where.entity).fields[where.field].spec
             if spec.compress or spec.offload is not None:
@@ -519,13 +543,24 @@ class Repository:
         if isinstance(target, Collection):
             if target.design is not self.design:
                 raise ConfigurationError(f"collection {target.name!r} is another design's")
-            return plan_read(self.design, target.index, target.keys, fields, where)[1]
+            return plan_read(
+                self.design,
+                target.index,
+                target.keys,
+                fields,
+                where,
+                since=since,
+                until=until,
+                collection=target.name,
+            )[1]
         if isinstance(target, NaturalKey):
             self._info(target.entity)
             if where is not None and where.entity is not target.entity:
                 raise ConfigurationError(
                     f"where= is on {where.entity.__name__}, not {target.entity.__name__}"
                 )
+            if since is not None or until is not None:
+                raise ConfigurationError("since=/until= bound time buckets: not on this index")
             return plan_natural(self.design, target, fields, where)
         if isinstance(target, EntityKey):
             self._info(target.entity)
@@ -533,11 +568,13 @@ class Repository:
                 raise ConfigurationError(
                     f"where= is on {where.entity.__name__}, not {target.entity.__name__}"
                 )
-            return plan_read(self.design, target.index, [target], fields, where)[1]
+            return plan_read(
+                self.design, target.index, [target], fields, where, since=since, until=until
+            )[1]
         info = self._info(target)
         if where is not None and where.entity is not target:
             raise ConfigurationError(f"where= is on {where.entity.__name__}, not {target.__name__}")
-        return plan_read(self.design, None, [info.key], fields, where)[1]
+        return plan_read(self.design, None, [info.key], fields, where, since=since, until=until)[1]
 
     def _declared(self, target: Any, fields: Mapping[str, Any], where: Where | None) -> None:
         """Refuse (strict designs) a query that is none of the declared patterns."""
@@ -564,6 +601,8 @@ class Repository:
         /,
         *,
         where: Where | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
         descending: bool = False,
         consistent: bool = False,
@@ -578,6 +617,8 @@ class Repository:
         return self.query(
             pattern,
             where=where,
+            since=since,
+            until=until,
             limit=limit,
             descending=descending,
             consistent=consistent,
@@ -621,7 +662,11 @@ class Repository:
             got = design.unknown_item(item, unknown)
             return _NO_ITEM if got is None else got
         entity = self._entity(found, item, now, parsed)
-        if entity is not _NO_ITEM and plan.exclude is not None:
+        if (
+            entity is not _NO_ITEM
+            and plan.exclude is not None
+            and (plan.exclude_from is None or found is plan.exclude_from)
+        ):
             name, value = plan.exclude
             if getattr(entity, name) == value:
                 return _NO_ITEM
@@ -661,6 +706,8 @@ class Repository:
         /,
         *,
         where: Where | None = ...,
+        since: datetime | None = ...,
+        until: datetime | None = ...,
         limit: int | None = ...,
         descending: bool = ...,
         consistent: bool = ...,
@@ -675,6 +722,8 @@ class Repository:
         /,
         *,
         where: Where | None = ...,
+        since: datetime | None = ...,
+        until: datetime | None = ...,
         limit: int | None = ...,
         descending: bool = ...,
         consistent: bool = ...,
@@ -688,6 +737,8 @@ class Repository:
         /,
         *,
         where: Where | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
         descending: bool = False,
         consistent: bool = False,
@@ -697,14 +748,18 @@ class Repository:
         """Entities under one partition, in sort-key order: ``query(Order, customer_id=...)``
         (the type's sort-key prefix is added), ``query(Order.by_status, status=..., where=
         Order.placed_at.between(t0, t1))`` (an index), or ``query(collection, ...)`` (every
-        member type, one query when the design allows). Bad arguments raise here."""
+        member type, one query when the design allows; ``where=`` on one member narrows
+        that member's range, the others come whole). Over time-bucketed partitions
+        (``"SENSOR#{sensor_id}#{at:%Y-%m}"``) ``since=``/``until=`` bound the buckets read
+        where the range leaves them open (``where=Reading.at.gte(t0), until=now``). Bad
+        arguments raise here."""
         unknown = self.design.unknown if unknown is None else unknown
         check_unknown(unknown)
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise ConfigurationError("limit is a positive int or None")
-        plan = self._plan(target, fields, where)
+        plan = self._plan(target, fields, where, since, until)
         if plan.raw is not None or (plan.partitions is None and len(plan.conditions) == 1):
             return self._pages(plan, limit, descending, consistent, unknown)
         return self._run(plan, limit, descending, consistent, unknown)
@@ -716,7 +771,7 @@ class Repository:
         turned into entities at once, through the same prefetching iterator as
         ``Table.query``: no per-item generator layer on top of it."""
         condition, args = self._single(plan)
-        accept = self._acceptor(plan, unknown, time.time())
+        convert = self._converter(plan, unknown, time.time())
         table = self.table
 
         async def fetch(cursor: Any, remaining: int | None) -> tuple[list[Any], Any]:
@@ -728,8 +783,7 @@ class Repository:
                 consistent=consistent,
                 **args,
             )
-            got = [accept(item) for item in page.items]
-            return [e for e in got if e is not _NO_ITEM], page.cursor
+            return convert(page.items), page.cursor
 
         return ItemIterator(fetch, limit=limit)
 
@@ -755,50 +809,60 @@ class Repository:
             )
         else:
             source = self._merged(plan, args, descending, consistent)
-        async for item in source:
-            got = accept(item)
-            if got is _NO_ITEM:
-                continue
-            yield got
-            count += 1
-            if limit is not None and count >= limit:
-                return
+        try:
+            async for item in source:
+                got = accept(item)
+                if got is _NO_ITEM:
+                    continue
+                yield got
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+        finally:
+            # Stopping early (limit, or the caller's break) cancels the legs still reading.
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
 
     def _acceptor(self, plan: Plan, unknown: str, now: float) -> Callable[[dict[str, Any]], Any]:
         """``_accept`` for one plan; for the common plans (a table query of types without
-        TTL, no edge to exclude), a closure that does only the sort-key parses and the
-        generated decode per item, and takes ``_accept``'s long way for anything else."""
+        TTL, no edge to exclude), a closure that calls the entity's generated ``keyed``
+        decode per item (the sort key parsed inline, the partition's fields from the query),
+        and takes ``_accept``'s long way for anything else."""
         entities = plan.entities
         attrs = self.design.key_attributes
         known = plan.known
         slow = self._accept
-        members = [
-            (info.key.sk.parse, info.decode)
-            for info in entities
-            if info.key.sk is not None and info.ttl is None
-        ]
         if (
             known is None
             or plan.exclude is not None
-            or len(members) != len(entities)
             or len(attrs) != 2
+            or any(info.key.sk is None or info.ttl is not None for info in entities)
         ):
             return lambda item: slow(plan, item, unknown, now)
-        sort_attribute = attrs[1]
-        if len(members) == 1:
-            ((parse, decode),) = members
+        keyed = [info.keyed for info in entities if info.keyed is not None]
+        if len(keyed) == len(entities) == 1:
+            (decode_one,) = keyed
 
             def accept_one(item: dict[str, Any]) -> Any:
-                parsed = parse(item.get(sort_attribute))
-                if parsed is not None:
-                    parsed.update(known)
-                    try:
-                        return decode(item, parsed)
-                    except KeyError:
-                        pass  # a field neither stored nor in the key: named the long way
-                return slow(plan, item, unknown, now)
+                got = decode_one(item, known)
+                if got is KEYED_MISS:
+                    return slow(plan, item, unknown, now)
+                return got
 
             return accept_one
+        if len(keyed) == len(entities) and self._sorts_apart(entities):
+            # No key parses as two members: the first member whose decode takes it is it.
+            def accept_first(item: dict[str, Any]) -> Any:
+                for decode in keyed:
+                    got = decode(item, known)
+                    if got is not KEYED_MISS:
+                        return got
+                return slow(plan, item, unknown, now)
+
+            return accept_first
+        sort_attribute = attrs[1]
+        members = [(info.key.sk.parser, info.decode) for info in entities if info.key.sk]
 
         def accept_any(item: dict[str, Any]) -> Any:
             sort = item.get(sort_attribute)
@@ -819,6 +883,99 @@ class Repository:
             return slow(plan, item, unknown, now)
 
         return accept_any
+
+    def _converter(
+        self, plan: Plan, unknown: str, now: float
+    ) -> Callable[[list[dict[str, Any]]], list[Any]]:
+        """A page of items -> its entities, for the one-request and fan-out plans: with
+        generated ``keyed`` decodes, one call per item (an item the decode does not take
+        goes to ``_accept``), and the pass that drops skipped items only when one was
+        skipped; a collection's members take turns (``_convert_members``)."""
+        entities = plan.entities
+        keyed = [info.keyed for info in entities if info.keyed is not None]
+        plain = (
+            plan.known is not None
+            and plan.exclude is None
+            and len(self.design.key_attributes) == 2
+            and len(keyed) == len(entities)
+            and all(info.key.sk is not None and info.ttl is None for info in entities)
+            and (len(entities) == 1 or self._sorts_apart(entities))
+        )
+        if not plain:
+            accept = self._acceptor(plan, unknown, now)
+
+            def convert_each(items: list[dict[str, Any]]) -> list[Any]:
+                got = [accept(item) for item in items]
+                return [e for e in got if e is not _NO_ITEM]
+
+            return convert_each
+        if len(keyed) > 1:
+            return self._convert_members(plan, keyed, unknown, now)
+        known = plan.known
+        slow = self._accept
+        skipped = [False]
+
+        def last(item: dict[str, Any]) -> Any:
+            got = slow(plan, item, unknown, now)
+            if got is _NO_ITEM:
+                skipped[0] = True
+            return got
+
+        first = keyed[0]
+
+        def convert(items: list[dict[str, Any]]) -> list[Any]:
+            out = [first(item, known, last) for item in items]
+            if skipped[0]:
+                skipped[0] = False
+                return [e for e in out if e is not _NO_ITEM]
+            return out
+
+        return convert
+
+    def _convert_members(
+        self, plan: Plan, keyed: list[Callable[..., Any]], unknown: str, now: float
+    ) -> Callable[[list[dict[str, Any]]], list[Any]]:
+        """A page of a collection whose members' sort keys are proven apart: each item goes
+        to the member that took the previous one first. Items come in sort-key order, so
+        one type's items come in runs, and a run costs one decode per item."""
+        known = plan.known
+        slow = self._accept
+
+        def convert(items: list[dict[str, Any]]) -> list[Any]:
+            out: list[Any] = []
+            append = out.append
+            decode = keyed[0]
+            for item in items:
+                got = decode(item, known)
+                if got is KEYED_MISS:
+                    for other in keyed:
+                        got = other(item, known)
+                        if got is not KEYED_MISS:
+                            decode = other
+                            break
+                    else:
+                        got = slow(plan, item, unknown, now)
+                        if got is _NO_ITEM:
+                            continue
+                append(got)
+            return out
+
+        return convert
+
+    def _sorts_apart(self, entities: Sequence[EntityInfo]) -> bool:
+        """Whether no sort key can be made by two of these entities' templates (cached)."""
+        cache_key = ("apart", *(id(e) for e in entities))
+        proofs = self.design.proofs
+        known = proofs.get(cache_key)
+        if known is None:
+            templates = [e.key.sk for e in entities]
+            known = not any(
+                a is not None and b is not None and could_overlap(a, b)
+                for i, a in enumerate(templates)
+                for b in templates[i + 1 :]
+            )
+            proofs[cache_key] = known
+        return bool(known)
 
     async def _merged(
         self, plan: Plan, args: Mapping[str, Any], descending: bool, consistent: bool
@@ -862,16 +1019,19 @@ class Repository:
         limit: int | None = None,
         cursor: str | None = None,
         where: Where | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         descending: bool = False,
         consistent: bool = False,
         unknown: Unknown | None = None,
         **fields: Any,
     ) -> EntityPage[Any]:
         """One page of ``query(...)`` and the signed cursor of the next (``None`` at the
-        end), for HTTP APIs. A plan of several ranges has no single cursor: it is refused."""
+        end), for HTTP APIs. A plan of several ranges has no single cursor: it is refused.
+        Give the same ``where``/``since``/``until`` with each cursor."""
         unknown = self.design.unknown if unknown is None else unknown
         check_unknown(unknown)
-        plan = self._plan(target, fields, where)
+        plan = self._plan(target, fields, where, since, until)
         if plan.partitions is not None:
             if limit is None:
                 raise ConfigurationError("a page over time buckets needs a limit")
@@ -885,9 +1045,8 @@ class Repository:
                 ordered=plan.ordered,
                 **self._query_args(plan),
             )
-            accept = self._acceptor(plan, unknown, time.time())
-            got = [accept(item) for item in fanned.items]
-            return EntityPage([e for e in got if e is not _NO_ITEM], fanned.cursor)
+            convert = self._converter(plan, unknown, time.time())
+            return EntityPage(convert(fanned.items), fanned.cursor)
         if plan.raw is None and len(plan.conditions) != 1:
             raise ConfigurationError(
                 "this collection is read as several sort-key ranges, which one cursor cannot "
@@ -902,9 +1061,8 @@ class Repository:
             consistent=consistent,
             **args,
         )
-        accept = self._acceptor(plan, unknown, time.time())
-        items = [accept(item) for item in page.items]
-        return EntityPage([i for i in items if i is not _NO_ITEM], page.cursor)
+        convert = self._converter(plan, unknown, time.time())
+        return EntityPage(convert(page.items), page.cursor)
 
     async def scan(self, entity: type[E], /, *, segments: int | None = None) -> AsyncIterator[E]:
         """Every stored ``entity`` (a Scan with a filter on the type attribute: it reads

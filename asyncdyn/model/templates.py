@@ -51,6 +51,7 @@ class Template:
 
     __slots__ = (
         "_converters",
+        "_fast",
         "_groups",
         "_parsers",
         "_regex",
@@ -108,6 +109,7 @@ class Template:
         self._groups: tuple[tuple[str, str, Callable[[str], Any]], ...] = ()
         self._regex: re.Pattern[str] | None = None
         self._render: Callable[[Mapping[str, Any]], str] | None = None
+        self._fast: Callable[[Any], dict[str, Any] | None] | None = None
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
@@ -145,9 +147,139 @@ class Template:
             for i, part in enumerate(self.parts)
             if not isinstance(part, str)
         )
-        body = " + ".join(code) if code else "''"
-        exec(f"def render(v):\n    return {body}\n", env)
-        self._render = env["render"]
+        lines, render_env, expr = self.render_code("")
+        exec(
+            "def render(v):\n" + "".join(f"{line}\n" for line in lines) + f"    return {expr}\n",
+            render_env,
+        )
+        self._render = render_env["render"]
+        self._fast = self._generated_parser()
+
+    def render_code(self, tag: str) -> tuple[list[str], dict[str, Any], str]:
+        """Python lines (indented once) that render this template from the mapping ``v``,
+        the names they need, and the key text as an expression over their variables
+        (``tag`` keeps those apart from another template's). A plain ``str`` field is
+        checked inline (a ``str``, not empty, no separator); anything else, and any value
+        that fails those checks, goes through the field's converter, which converts it or
+        raises ``InvalidItem`` naming the field. A missing field raises ``KeyError``."""
+        sep = self.separator
+        lines: list[str] = []
+        env: dict[str, Any] = {}
+        pieces: list[str] = []
+        for i, part in enumerate(self.parts):
+            if isinstance(part, str):
+                pieces.append(repr(part))
+                continue
+            name, spec = part
+            var, conv = f"x{tag}_{i}", f"c{tag}_{i}"
+            env[conv] = self._converters[name]
+            lines.append(f"    {var} = v[{name!r}]")
+            if self.kinds.get(name) is str and not spec:
+                lines.append(f"    if {var}.__class__ is not str or not {var} or {sep!r} in {var}:")
+                lines.append(f"        {var} = {conv}({var})")
+            else:
+                lines.append(f"    {var} = {conv}({var})")
+            pieces.append(var)
+        return lines, env, " + ".join(pieces) if pieces else "''"
+
+    def parse_code(
+        self, text: str, fail: str, tag: str = "", *, exact: bool = False
+    ) -> tuple[list[str], dict[str, Any], dict[str, str]] | None:
+        """Python lines (indented once) that read the key in the variable ``text`` as
+        straight-line string slicing, running ``fail`` (a statement: ``return None``) when it
+        is not a key of this template; with the names they need, and each field's value as
+        an expression over the variables they set (``tag`` keeps those apart from others).
+        ``exact``: only a ``str`` itself is read (a subclass fails, for a caller whose
+        ``fail`` takes the long way); otherwise any ``str``, as the regular expression.
+
+        ``None`` unless every field ends the template or is followed by a literal that
+        starts with the separator: a field never holds the separator, so it ends at the
+        next one, exactly where the regular expression's ``[^sep]+`` ends it, and the reads
+        agree on every input. Other shapes (``{a}x{b}``) keep the regular expression. The
+        value expressions call the fields' parsers, which raise ``ValueError`` (or an
+        ``ArithmeticError``) for text they refuse: the caller catches those."""
+        sep = self.separator
+        parts = self.parts
+        env: dict[str, Any] = {}
+        if len(parts) == 1 and isinstance(parts[0], str) and exact:
+            return [f"    if {text} != {parts[0]!r}:", f"        {fail}"], env, {}
+        at, cut = f"i{tag}", f"j{tag}"
+        check = f"{text}.__class__ is not str" if exact else f"not isinstance({text}, str)"
+        code = [f"    if {check}:", f"        {fail}"]
+        # While only literals precede, the position is a constant of the template.
+        offset: int | None = 0
+        values: dict[str, str] = {}
+
+        def position() -> str:
+            return at if offset is None else str(offset)
+
+        for n, part in enumerate(parts):
+            if isinstance(part, str):
+                start = "" if offset == 0 else f", {position()}"
+                code += [f"    if not {text}.startswith({part!r}{start}):", f"        {fail}"]
+                if offset is None:
+                    code.append(f"    {at} += {len(part)}")
+                else:
+                    offset += len(part)
+                continue
+            name = part[0]
+            var = f"v{tag}_{n}"
+            if n < len(parts) - 1:
+                following = parts[n + 1]
+                if not isinstance(following, str) or not following.startswith(sep):
+                    return None
+                code += [
+                    f"    {cut} = {text}.find({sep!r}, {position()})",
+                    # No separator after (-1), or an empty field (j == i).
+                    f"    if {cut} <= {position()}:",
+                    f"        {fail}",
+                    f"    {var} = {text}[{position()}:{cut}]",
+                    f"    {at} = {cut}",
+                ]
+                offset = None
+            else:
+                code += [
+                    f"    {var} = {text}[{position()}:]",
+                    f"    if not {var} or {sep!r} in {var}:",
+                    f"        {fail}",
+                ]
+                offset = -1  # the whole text is read
+            parser = self._parsers[name]
+            if parser is str:
+                values[name] = var
+            else:
+                env[f"p{tag}_{n}"] = parser
+                values[name] = f"p{tag}_{n}({var})"
+        if offset is None:
+            code += [f"    if {at} != len({text}):", f"        {fail}"]
+        elif offset != -1:
+            code += [f"    if len({text}) != {offset}:", f"        {fail}"]
+        return code, env, values
+
+    def _generated_parser(self) -> Callable[[Any], dict[str, Any] | None] | None:
+        """``parse`` generated from ``parse_code``, or ``None`` for the regex's shapes."""
+        made = self.parse_code("text", "return None")
+        if made is None:
+            return None
+        code, env, values = made
+        shown = ", ".join(f"{name!r}: {expr}" for name, expr in values.items())
+        if env:  # a parser that can refuse the text (int, datetime...): None, as the regex
+            code += [
+                "    try:",
+                f"        return {{{shown}}}",
+                "    except (ValueError, ArithmeticError):",
+                "        return None",
+            ]
+        else:
+            code.append(f"    return {{{shown}}}")
+        exec("def parse(text):\n" + "\n".join(code) + "\n", env)
+        parse: Callable[[Any], dict[str, Any] | None] = env["parse"]
+        return parse
+
+    @property
+    def parser(self) -> Callable[[Any], dict[str, Any] | None]:
+        """``parse`` as a plain function, the fastest this template's shape allows."""
+        return self._fast if self._fast is not None else self._parse_regex
 
     def _converter(self, name: str, spec: str, kind: Any) -> Callable[[Any], str]:
         sep = self.separator
@@ -254,6 +386,12 @@ class Template:
 
     def parse(self, text: Any) -> dict[str, Any] | None:
         """The fields of key ``text``, or ``None`` when it is not a key of this template."""
+        fast = self._fast
+        if fast is not None:
+            return fast(text)
+        return self._parse_regex(text)
+
+    def _parse_regex(self, text: Any) -> dict[str, Any] | None:
         regex = self._regex
         assert regex is not None, "template used before its entity was compiled"
         if not isinstance(text, str):

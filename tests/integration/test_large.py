@@ -499,6 +499,14 @@ async def test_entity_compression_on_both_servers(db: Client) -> None:
     assert raw["body"] == {"S": "short now"}
     got = await repo.get(Doc, doc_id="2", version_no=1)
     assert got is not None and got.body == "short now"
+    # Every read path decodes: a query of the entity, a batch of refs.
+    await repo.put(Doc(doc_id="2", version_no=2, body=body))
+    listed = [doc async for doc in repo.query(Doc, doc_id="2")]
+    assert [d.body for d in listed] == ["short now", body]
+    batch = await repo.batch_get(
+        [Doc.ref(doc_id="2", version_no=2), Doc.ref(doc_id="2", version_no=1)]
+    )
+    assert [d.body if d else None for d in batch] == [body, "short now"]
     with pytest.raises(InvalidExpression, match="body"):
         await repo.put(Doc(doc_id="2", version_no=1, body="x"), condition=Attr("body").eq("y"))
     await db.delete_table(repo.table.name, wait=False)

@@ -612,6 +612,22 @@ async def _run(args: argparse.Namespace, server: Server | None, started: float) 
         )
         write_json(args.json, meta, samples, summaries)
         print(f"\nwrote {args.json}", file=sys.stderr)
+    if args.hot_keys and not canned:  # the canned server answers no writes
+        # A cycle at import time otherwise: benchmarks.hotkeys uses this module's helpers.
+        from .hotkeys import report as hot_report
+        from .hotkeys import run as hot_run
+
+        hot, requested, took = await hot_run(
+            endpoint_url,
+            ops=max(1, args.hot_keys // scale),
+            keys=1000,
+            s=1.1,
+            concurrency=args.concurrency,
+            capacity="NONE",
+            sketch=256,
+        )
+        print("\nhot keys after a skewed workload (Zipf s=1.1 over 1,000 keys; estimated):")
+        print(hot_report(hot, requested, took))
     if args.plot:
         from .plot import plot_summaries
 
@@ -714,6 +730,14 @@ def parser() -> argparse.ArgumentParser:
         f"(default: per workload, {DEFAULT_WARMUP} or the concurrency if higher, "
         + ", ".join(f"{w.name} {w.warmup}" for w in WORKLOADS.values() if w.warmup)
         + "; the bulk workloads warm up on 250 items)",
+    )
+    p.add_argument(
+        "--hot-keys",
+        type=int,
+        default=2000,
+        metavar="OPS",
+        help="after the workloads, this many puts and gets over Zipf-distributed keys, then "
+        "stats().hot_keys (0: skip; benchmarks.hotkeys has the options)",
     )
     p.add_argument("--json", metavar="FILE", help="also write every sample and the medians here")
     p.add_argument(

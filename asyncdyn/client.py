@@ -58,6 +58,7 @@ from .streams import (
 from .table import Table
 from .table.control import _poll
 from .table.core import Attributes, Item, _check_choice
+from .telemetry import Telemetry, telemetry_from
 from .transactions import TxAction, TxGet, check_actions, transact_get, transact_write
 from .transport import (
     STREAMS_TARGET,
@@ -114,6 +115,9 @@ class Client:
             (0: the gets of one turn of the event loop).
         http: the pooled transport when ``transport`` is not given: ``"lean"`` (asyncio
             protocols and httptools, about half aiohttp's CPU per request) or ``"aiohttp"``.
+        telemetry: OpenTelemetry spans and metrics for every request (the ``otel`` extra):
+            ``True`` for the global tracer and meter providers, or a ``Telemetry`` naming
+            its own; off by default, and then it costs nothing (docs/observability.md).
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class Client:
         coalesce_gets: bool = False,
         coalesce_window: float = 0.0,
         http: Literal["lean", "aiohttp"] = "lean",
+        telemetry: Telemetry | bool = False,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -149,6 +154,7 @@ class Client:
         self.endpoint_url = resolve_endpoint(endpoint_url, self.region, profile=profile)
         host = endpoint_host(self.endpoint_url)
         _check_choice("http", http, ("lean", "aiohttp"))
+        traced = telemetry_from(telemetry)
         # A transport of the caller's also carries Streams requests (it may be a proxy or a
         # test double that knows nothing of a second endpoint).
         self._custom_transport = transport is not None
@@ -170,6 +176,9 @@ class Client:
             limiter=asyncio.Semaphore(max_concurrency),
             timeout=timeout,
             record_capacity=consumed_capacity != "NONE",
+            telemetry=None
+            if traced is None
+            else traced.recorder(service="DynamoDB", region=self.region, host=host),
         )
         self._consumed_capacity = None if consumed_capacity == "NONE" else consumed_capacity
         # Chunk tasks kept ahead of the in-flight limit, so that a slot freed is refilled at once.

@@ -53,6 +53,7 @@ from .resend import Resend, resend_rule
 from .retry import RetryBudget, RetryPolicy
 from .signing import SigV4Signer
 from .stats import Stats
+from .telemetry import Recorder
 
 __all__ = [
     "DYNAMODB_TARGET",
@@ -326,6 +327,7 @@ class Dispatcher:
         "_retry",
         "_signer",
         "_target",
+        "_telemetry",
         "_timeout",
         "stats",
         "transport",
@@ -345,8 +347,11 @@ class Dispatcher:
         stats: Stats | None = None,
         target_prefix: str = DYNAMODB_TARGET,
         record_capacity: bool = False,
+        telemetry: Recorder | None = None,
     ) -> None:
         self.transport = transport
+        # None when telemetry is off: then a call pays one attribute check, nothing more.
+        self._telemetry = telemetry
         # Only when the client asked for ReturnConsumedCapacity: some servers (moto) send
         # ConsumedCapacity unasked, and stats() must not show figures nobody requested.
         self._record_capacity = record_capacity
@@ -391,6 +396,12 @@ class Dispatcher:
             stats=self.stats,
             target_prefix=target_prefix,
             record_capacity=self._record_capacity,
+            telemetry=None
+            if self._telemetry is None
+            else self._telemetry.sibling(
+                service="DynamoDB Streams" if target_prefix == STREAMS_TARGET else "DynamoDB",
+                host=host,
+            ),
         )
 
     @property
@@ -444,6 +455,16 @@ class Dispatcher:
         body = _encode(operation, payload)
         if budget is None:
             budget = self._retry.start()
+        if self._telemetry is not None:
+            return await self._telemetry.call(
+                operation,
+                payload,
+                read,
+                lambda observed: self._retry_loop(
+                    operation, payload, body, budget, observed, key_names, recognise
+                ),
+                retries_inside=True,
+            )
         return await self._retry_loop(operation, payload, body, budget, read, key_names, recognise)
 
     async def _retry_loop(
@@ -545,14 +566,28 @@ class Dispatcher:
         self, operation: str, payload: Mapping[str, Any], budget: RetryBudget, read: Read[T]
     ) -> T:
         """``attempt``, returning ``read(answer)`` as ``call_read`` does."""
-        return await self._attempt(operation, _encode(operation, payload), budget, read)
+        body = _encode(operation, payload)
+        if self._telemetry is not None:
+            return await self._telemetry.call(
+                operation,
+                payload,
+                read,
+                lambda observed: self._attempt(operation, body, budget, observed),
+                retries_inside=False,
+            )
+        return await self._attempt(operation, body, budget, read)
 
     async def backoff(self, error: AsyncDynError, budget: RetryBudget) -> None:
         """Count a retryable failure and sleep its backoff (``RetriesExhausted`` when spent)."""
         if isinstance(error, Throttled):
             self.stats.throttles += 1
+        telemetry = self._telemetry
+        if telemetry is not None:
+            telemetry.failed(error)
         await budget.wait(error)
         self.stats.retries += 1
+        if telemetry is not None:
+            telemetry.retried()
 
     async def _attempt(self, operation: str, body: bytes, budget: RetryBudget, read: Read[T]) -> T:
         timeout = self._timeout

@@ -15,6 +15,7 @@ value, never an expression value, and never an exception's message, which may na
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -188,7 +189,7 @@ class Recorder:
             "rpc.system": "aws-api",
             "rpc.service": service,
             "cloud.region": region,
-            "server.address": host.rpartition(":")[0] if host.count(":") == 1 else host,
+            "server.address": _server_address(host),
         }
 
     def sibling(self, *, service: str, host: str) -> Recorder:
@@ -226,6 +227,11 @@ class Recorder:
 
         try:
             result = await run(observed)
+        except asyncio.CancelledError:
+            # The caller gave up (a deadline of its own, a fan-out that has enough): not a
+            # failure of DynamoDB's, so no error status and no error count.
+            request.finish(None, cancelled=True)
+            raise
         except BaseException as exc:
             request.finish(exc)
             raise
@@ -380,7 +386,7 @@ class _Request:
             # engine's retry is a new request, with a span and a count of its own.)
             self.attempts += 1
 
-    def finish(self, error: BaseException | None) -> None:
+    def finish(self, error: BaseException | None, *, cancelled: bool = False) -> None:
         self.open = False
         telemetry = self.recorder.telemetry
         span = self.span
@@ -395,11 +401,20 @@ class _Request:
         if span is not None:
             if self.attempts > 1:
                 span.set_attribute("asyncdyn.attempts", self.attempts)
+            if cancelled:
+                span.set_attribute("asyncdyn.cancelled", True)
             if error is not None:
                 span.set_attribute("error.type", labels["error.type"])
                 # The code only, never the message (it may name a key).
                 span.set_status(telemetry._error_status, labels["error.type"])
             span.end()
+
+
+def _server_address(host: str) -> str:
+    """The host name of a ``Host`` header value: without its port or IPv6 brackets."""
+    if host.startswith("["):
+        return host[1 : host.find("]")]
+    return host.partition(":")[0]
 
 
 def _table_names(payload: Mapping[str, Any]) -> list[str]:

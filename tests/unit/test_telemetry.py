@@ -3,6 +3,7 @@ and read back from the SDK's in-memory span exporter and metric reader."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -438,3 +439,49 @@ except ConfigurationError as exc:
 """
     out = _run(code)
     assert "asyncdyn[otel]" in out and "opentelemetry" in out
+
+
+async def test_a_cancelled_call_is_not_an_error(transport: ScriptedTransport, otel: Otel) -> None:
+    started = asyncio.Event()
+
+    async def never(headers: Any, body: bytes) -> Any:
+        started.set()
+        await asyncio.Event().wait()
+
+    transport.default = never
+    async with Client(
+        region="eu-west-1",
+        endpoint_url="http://[::1]:8000",
+        credentials=(ACCESS_KEY, SECRET),
+        transport=transport,
+        telemetry=otel.telemetry(),
+    ) as db:
+        task = asyncio.create_task(db.table("Orders").get({"PK": KEY_VALUE}))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    (span,) = otel.finished()
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes["asyncdyn.cancelled"] is True
+    assert span.attributes["server.address"] == "::1"
+    assert "asyncdyn.errors" not in otel.metrics()
+
+
+async def test_the_streams_api_is_traced_under_its_own_service(
+    transport: ScriptedTransport, otel: Otel
+) -> None:
+    arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/2026-01-01T00:00:00.000"
+    transport.default = answer({"StreamDescription": {"StreamArn": arn, "Shards": []}})
+    async with Client(
+        region="eu-west-1",
+        endpoint_url="http://127.0.0.1:9",
+        credentials=(ACCESS_KEY, SECRET),
+        transport=transport,
+        telemetry=otel.telemetry(),
+    ) as db:
+        await db._streams_dispatcher().call("DescribeStream", {"StreamArn": arn})
+    (span,) = otel.finished()
+    assert span.name == "DynamoDBStreams.DescribeStream"
+    assert span.attributes["rpc.service"] == "DynamoDB Streams"
+    assert "aws.dynamodb.table_names" not in span.attributes

@@ -32,15 +32,24 @@ T = TypeVar("T")
 _SCOPE = "asyncdyn"
 _SYSTEM = "aws.dynamodb"
 # Request fields copied to the span as they are (all are flags or numbers, never values),
-# with the semantic-convention attribute each becomes.
-_REQUEST_FIELDS = (
-    ("ConsistentRead", "aws.dynamodb.consistent_read"),
-    ("Limit", "aws.dynamodb.limit"),
-    ("ScanIndexForward", "aws.dynamodb.scan_forward"),
-    ("Segment", "aws.dynamodb.segment"),
-    ("TotalSegments", "aws.dynamodb.total_segments"),
-    ("Select", "aws.dynamodb.select"),
-)
+# with the semantic-convention attribute each becomes, by the operations that have them.
+_CONSISTENT = ("ConsistentRead", "aws.dynamodb.consistent_read")
+_LIMIT = ("Limit", "aws.dynamodb.limit")
+_SELECT = ("Select", "aws.dynamodb.select")
+_REQUEST_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "GetItem": (_CONSISTENT,),
+    "Query": (_CONSISTENT, _LIMIT, _SELECT, ("ScanIndexForward", "aws.dynamodb.scan_forward")),
+    "Scan": (
+        _CONSISTENT,
+        _LIMIT,
+        _SELECT,
+        ("Segment", "aws.dynamodb.segment"),
+        ("TotalSegments", "aws.dynamodb.total_segments"),
+    ),
+}
+# Span name, attributes and metric labels are the same for every request of one operation
+# on one table (and index): made once, up to this many kept.
+_SHAPES = 1024
 _BATCHES = frozenset({"BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"})
 
 # The request this task sent last: what a backoff that follows it is about. Left set after
@@ -178,7 +187,7 @@ class Recorder:
     from its backoff. Attributes that never change (system, service, region, server) are
     built once here."""
 
-    __slots__ = ("_base", "_name_prefix", "service", "telemetry")
+    __slots__ = ("_base", "_name_prefix", "_shapes", "service", "telemetry")
 
     def __init__(self, telemetry: Telemetry, service: str, region: str, host: str) -> None:
         self.telemetry = telemetry
@@ -191,6 +200,34 @@ class Recorder:
             "cloud.region": region,
             "server.address": _server_address(host),
         }
+        self._shapes: dict[tuple[str, str, str | None], _Shape] = {}
+
+    def shape(self, operation: str, payload: Mapping[str, Any]) -> _Shape:
+        """The span name, span attributes and metric labels of a request (never mutated)."""
+        table = payload.get("TableName")
+        if not isinstance(table, str):  # a batch or a transaction: tables vary per request
+            return self._make_shape(operation, _table_names(payload), None)
+        index = payload.get("IndexName")
+        key = (operation, table, index if isinstance(index, str) else None)
+        shape = self._shapes.get(key)
+        if shape is None:
+            if len(self._shapes) >= _SHAPES:
+                self._shapes.clear()
+            shape = self._shapes[key] = self._make_shape(operation, [table], key[2])
+        return shape
+
+    def _make_shape(self, operation: str, tables: list[str], index: str | None) -> _Shape:
+        labels: dict[str, Any] = {"db.system.name": _SYSTEM, "db.operation.name": operation}
+        attributes = dict(self._base)
+        attributes["rpc.method"] = operation
+        attributes["db.operation.name"] = operation
+        if tables:
+            attributes["aws.dynamodb.table_names"] = tables
+            if len(tables) == 1:
+                attributes["db.collection.name"] = labels["db.collection.name"] = tables[0]
+        if index is not None:
+            attributes["aws.dynamodb.index_name"] = index
+        return self._name_prefix + operation, attributes, labels
 
     def sibling(self, *, service: str, host: str) -> Recorder:
         """The recorder of another service of the same client (DynamoDB Streams)."""
@@ -265,6 +302,9 @@ def error_type(error: BaseException) -> str:
     return type(error).__name__
 
 
+_Shape = tuple[str, dict[str, Any], dict[str, Any]]
+
+
 class _Request:
     """One traced call: its span, the attributes its metrics carry, and what it saw."""
 
@@ -286,13 +326,7 @@ class _Request:
         self.operation = operation
         self.attempts = 1
         self.open = True
-        tables = _table_names(payload)
-        self.labels: dict[str, Any] = {
-            "db.system.name": _SYSTEM,
-            "db.operation.name": operation,
-        }
-        if len(tables) == 1:
-            self.labels["db.collection.name"] = tables[0]
+        name, attributes, self.labels = recorder.shape(operation, payload)
         asked = payload.get("ReturnConsumedCapacity")
         self.capacity_asked = asked is not None and asked != "NONE"
         telemetry = recorder.telemetry
@@ -301,25 +335,17 @@ class _Request:
             telemetry._batch_size.record(size, self.labels)
         self.span: Any = None
         if telemetry.spans:
-            attributes = dict(recorder._base)
-            attributes["rpc.method"] = operation
-            attributes["db.operation.name"] = operation
-            if tables:
-                attributes["aws.dynamodb.table_names"] = tables
-                if len(tables) == 1:
-                    attributes["db.collection.name"] = tables[0]
-            index = payload.get("IndexName")
-            if isinstance(index, str):
-                attributes["aws.dynamodb.index_name"] = index
-            for field, attribute in _REQUEST_FIELDS:
+            extra: dict[str, Any] = {}
+            for field, attribute in _REQUEST_FIELDS.get(operation, ()):
                 value = payload.get(field)
                 if isinstance(value, bool | int | str):
-                    attributes[attribute] = value
+                    extra[attribute] = value
             if size is not None:
-                attributes["asyncdyn.batch.size"] = size
+                extra["asyncdyn.batch.size"] = size
             if not whole:
-                attributes["asyncdyn.single_request"] = True
-            name = recorder._name_prefix + operation
+                extra["asyncdyn.single_request"] = True
+            if extra:
+                attributes = {**attributes, **extra}
             self.span = telemetry._tracer.start_span(
                 name, kind=telemetry._client_kind, attributes=attributes
             )

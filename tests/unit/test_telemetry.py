@@ -485,3 +485,39 @@ async def test_the_streams_api_is_traced_under_its_own_service(
     assert span.name == "DynamoDBStreams.DescribeStream"
     assert span.attributes["rpc.service"] == "DynamoDB Streams"
     assert "aws.dynamodb.table_names" not in span.attributes
+
+
+def test_telemetry_true_reports_to_the_global_providers() -> None:
+    # A fresh interpreter: the global providers can be set once per process.
+    code = """
+import asyncio
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from asyncdyn import Client
+from asyncdyn.testing import ScriptedTransport, answer
+
+async def main():
+    # The client first: the global providers are proxies that follow a later set-up.
+    transport = ScriptedTransport(default=answer({}))
+    async with Client(region="us-east-1", endpoint_url="http://127.0.0.1:9",
+                      credentials=("a", "b"), transport=transport, telemetry=True) as db:
+        spans = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(spans))
+        trace.set_tracer_provider(provider)
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        await db.table("T").get({"PK": "a"})
+    print([s.name for s in spans.get_finished_spans()])
+    data = reader.get_metrics_data()
+    print(sorted(m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics))
+
+asyncio.run(main())
+"""
+    spans, metric_names = _run(code).splitlines()
+    assert spans == "['DynamoDB.GetItem']"
+    assert "asyncdyn.requests" in metric_names and "db.client.operation.duration" in metric_names

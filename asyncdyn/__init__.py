@@ -60,6 +60,7 @@ from .streams import (
     Stream,
     TableCheckpoints,
 )
+from .telemetry import Telemetry
 from .transactions import TxAction, TxGet
 from .transport import HttpResponse, Transport
 from .ttl import expires_at, is_expired
@@ -122,6 +123,7 @@ __all__ = [
     "Table",
     "TableCheckpoints",
     "TableNotFound",
+    "Telemetry",
     "Throttled",
     "ThrottlingReason",
     "TimeBuckets",

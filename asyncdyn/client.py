@@ -62,6 +62,7 @@ from .streams import (
 from .table import Table
 from .table.control import _poll
 from .table.core import Attributes, Item, _check_choice
+from .telemetry import Telemetry, telemetry_from
 from .transactions import TxAction, TxGet, check_actions, transact_get, transact_write
 from .transport import (
     STREAMS_TARGET,
@@ -136,6 +137,9 @@ class Client:
             per table); every write through this client invalidates what it writes.
         hot_keys: count consumed capacity per partition key value and list the heaviest in
             ``stats().hot_keys`` (``True``, or a ``HotKeys`` to size it; see docs/hot-keys.md).
+        telemetry: OpenTelemetry spans and metrics for every request (the ``otel`` extra):
+            ``True`` for the global tracer and meter providers, or a ``Telemetry`` naming
+            its own; off by default, and then it costs nothing (docs/observability.md).
     """
 
     def __init__(
@@ -162,6 +166,7 @@ class Client:
         http: Literal["lean", "aiohttp"] = "lean",
         cache: ItemCache | None = None,
         hot_keys: bool | HotKeys = False,
+        telemetry: Telemetry | bool = False,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -173,6 +178,7 @@ class Client:
         self.endpoint_url = resolve_endpoint(endpoint_url, self.region, profile=profile)
         host = endpoint_host(self.endpoint_url)
         _check_choice("http", http, ("lean", "aiohttp"))
+        traced = telemetry_from(telemetry)
         # A transport of the caller's also carries Streams requests (it may be a proxy or a
         # test double that knows nothing of a second endpoint).
         self._custom_transport = transport is not None
@@ -194,6 +200,9 @@ class Client:
             limiter=asyncio.Semaphore(max_concurrency),
             timeout=timeout,
             record_capacity=consumed_capacity != "NONE",
+            telemetry=None
+            if traced is None
+            else traced.recorder(service="DynamoDB", region=self.region, host=host),
         )
         self._consumed_capacity = None if consumed_capacity == "NONE" else consumed_capacity
         if hot_keys is not False:

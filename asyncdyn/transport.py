@@ -55,6 +55,7 @@ from .resend import Resend, resend_rule
 from .retry import RetryBudget, RetryPolicy
 from .signing import SigV4Signer
 from .stats import Stats
+from .telemetry import Recorder
 
 __all__ = [
     "DYNAMODB_TARGET",
@@ -328,6 +329,7 @@ class Dispatcher:
         "_retry",
         "_signer",
         "_target",
+        "_telemetry",
         "_timeout",
         "stats",
         "transport",
@@ -347,8 +349,11 @@ class Dispatcher:
         stats: Stats | None = None,
         target_prefix: str = DYNAMODB_TARGET,
         record_capacity: bool = False,
+        telemetry: Recorder | None = None,
     ) -> None:
         self.transport = transport
+        # None when telemetry is off: then a call pays one attribute check, nothing more.
+        self._telemetry = telemetry
         # Only when the client asked for ReturnConsumedCapacity: some servers (moto) send
         # ConsumedCapacity unasked, and stats() must not show figures nobody requested.
         self._record_capacity = record_capacity
@@ -393,6 +398,12 @@ class Dispatcher:
             stats=self.stats,
             target_prefix=target_prefix,
             record_capacity=self._record_capacity,
+            telemetry=None
+            if self._telemetry is None
+            else self._telemetry.sibling(
+                service="DynamoDB Streams" if target_prefix == STREAMS_TARGET else "DynamoDB",
+                host=host,
+            ),
         )
 
     @property
@@ -448,7 +459,51 @@ class Dispatcher:
             budget = self._retry.start()
         if self.stats.hot_keys is not None:
             read = self.stats.hot_keys.reader(operation, payload, read)
+        if self._telemetry is not None:
+            return await self._traced(
+                self._telemetry, operation, payload, body, budget, read, key_names, recognise
+            )
         return await self._retry_loop(operation, payload, body, budget, read, key_names, recognise)
+
+    # The traced paths are methods of their own: a closure inside call_read or attempt_read
+    # would turn their locals into cells, a cost paid with telemetry off too (~1 % of a get).
+    async def _traced(
+        self,
+        telemetry: Recorder,
+        operation: str,
+        payload: Mapping[str, Any],
+        body: bytes,
+        budget: RetryBudget,
+        read: Read[T],
+        key_names: Sequence[str],
+        recognise: Recognise | None,
+    ) -> T:
+        return await telemetry.call(
+            operation,
+            payload,
+            read,
+            lambda observed: self._retry_loop(
+                operation, payload, body, budget, observed, key_names, recognise
+            ),
+            retries_inside=True,
+        )
+
+    async def _traced_attempt(
+        self,
+        telemetry: Recorder,
+        operation: str,
+        payload: Mapping[str, Any],
+        body: bytes,
+        budget: RetryBudget,
+        read: Read[T],
+    ) -> T:
+        return await telemetry.call(
+            operation,
+            payload,
+            read,
+            lambda observed: self._attempt(operation, body, budget, observed),
+            retries_inside=False,
+        )
 
     async def _retry_loop(
         self,
@@ -552,21 +607,40 @@ class Dispatcher:
     ) -> T:
         """``attempt``, returning ``read(answer)`` as ``call_read`` does."""
         hot_keys = self.stats.hot_keys
-        if hot_keys is None:
+        if hot_keys is None and self._telemetry is None:  # the plain path stays plain
             return await self._attempt(operation, _encode(operation, payload), budget, read)
-        recording = hot_keys.reader(operation, payload, read)
+        return await self._observed_attempt(operation, payload, budget, read)
+
+    async def _observed_attempt(
+        self, operation: str, payload: Mapping[str, Any], budget: RetryBudget, read: Read[T]
+    ) -> T:
+        """``attempt_read`` counting hot keys and/or traced."""
+        body = _encode(operation, payload)
+        hot_keys = self.stats.hot_keys
+        if hot_keys is not None:
+            read = hot_keys.reader(operation, payload, read)
         try:
-            return await self._attempt(operation, _encode(operation, payload), budget, recording)
+            if self._telemetry is not None:
+                return await self._traced_attempt(
+                    self._telemetry, operation, payload, body, budget, read
+                )
+            return await self._attempt(operation, body, budget, read)
         except Throttled as exc:
-            hot_keys.throttled(operation, payload, exc)
+            if hot_keys is not None:
+                hot_keys.throttled(operation, payload, exc)
             raise
 
     async def backoff(self, error: AsyncDynError, budget: RetryBudget) -> None:
         """Count a retryable failure and sleep its backoff (``RetriesExhausted`` when spent)."""
         if isinstance(error, Throttled):
             self.stats.throttles += 1
+        telemetry = self._telemetry
+        if telemetry is not None:
+            telemetry.failed(error)
         await budget.wait(error)
         self.stats.retries += 1
+        if telemetry is not None:
+            telemetry.retried()
 
     async def _attempt(self, operation: str, body: bytes, budget: RetryBudget, read: Read[T]) -> T:
         timeout = self._timeout

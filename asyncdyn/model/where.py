@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ConfigurationError
+
 __all__ = ["RANGE_OPS", "FieldCondition", "FieldRef", "Where"]
 
 # The operations a sort-key range can express (a query's where=); the rest are conditions only.
@@ -112,7 +114,13 @@ class FieldRef:
         return self._where("ne", value)
 
     def is_in(self, values: Any) -> Where:
-        """A condition only: the stored value is one of ``values``."""
+        """A condition only: the stored value is one of ``values`` (an iterable of values;
+        a str is refused, as ``is_in("PAID")`` would mean its letters)."""
+        if isinstance(values, (str, bytes)):
+            raise ConfigurationError(
+                f"{getattr(self.entity, '__name__', '?')}.{self.name}.is_in takes a list of "
+                f"values, not the {type(values).__name__} {values!r}"
+            )
         return self._where("is_in", *values)
 
     def exists(self) -> Where:

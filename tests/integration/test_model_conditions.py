@@ -3,6 +3,7 @@ dynalite (transactions: moto only)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -68,6 +69,27 @@ async def test_status_transitions_only_from_the_status_named(repo: Repository) -
     # No such item: None, as without a condition.
     missing = Order.ref(customer_id="123", order_id="404")
     assert await repo.update(missing, note="x", condition=Order.status.eq("PAID")) is None
+
+
+async def test_concurrent_transitions_apply_once(repo: Repository) -> None:
+    await repo.put(an_order())
+    ref = Order.ref(customer_id="123", order_id="001")
+
+    async def pay(note: str) -> Order | None:
+        try:
+            got = await repo.update(
+                ref, status="PAID", note=note, derive="fetch", condition=Order.status.eq("PENDING")
+            )
+        except ConditionalCheckFailed:
+            return None
+        assert isinstance(got, Order)
+        return got
+
+    results = await asyncio.gather(*(pay(f"payer {n}") for n in range(6)))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    stored = await repo.get(Order, customer_id="123", order_id="001", consistent=True)
+    assert stored == winners[0] and stored.status == "PAID"
 
 
 async def test_conditions_compare_encoded_values_under_stored_names(repo: Repository) -> None:

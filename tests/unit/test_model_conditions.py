@@ -286,6 +286,10 @@ async def test_bad_conditions_are_refused_before_sending(
             pass
     with pytest.raises(InvalidExpression, match=r"Order\.total"):
         await repo.put(an_order(), condition=Order.total.begins_with("1"))
+    with pytest.raises(ConfigurationError, match=r"Order\.status\.is_in takes a list"):
+        Order.status.is_in("PAID")
+    with pytest.raises(InvalidExpression, match="at least one"):
+        await repo.put(an_order(), condition=Order.status.is_in([]))
     assert transport.requests == []
     # Stored names stay possible: a plain Condition passes through as it is.
     transport.default = answer({})

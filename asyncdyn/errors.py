@@ -197,9 +197,11 @@ class ConditionalCheckFailed(ServiceError):
     A lost optimistic-locking race (``put_versioned``, ``modify``) also sets ``table``,
     ``key``, ``expected_version`` (``None``: the write expected no versioned item) and
     ``stored_version`` (``None``: no item, or one without a version), and the message
-    names them."""
+    names them. A write of the entity layer sets ``table`` and ``key`` too, and ``current``:
+    ``item`` decoded as that entity (``None`` when no item was returned)."""
 
     item: dict[str, Any] | None = None
+    current: Any = None
     table: str | None = None
     key: dict[str, Any] | None = None
     expected_version: int | None = None

@@ -4,6 +4,7 @@
 gives a ``Repository`` of typed reads and writes. Raw dicts stay available on ``Table``.
 """
 
+from .actions import EntityAction
 from .check import DesignReport, Finding
 from .collection import Collection
 from .design import Design
@@ -12,14 +13,16 @@ from .fields import field
 from .patterns import Pattern
 from .raw import Raw
 from .repository import EntityPage, Repository
-from .where import FieldRef, Where
+from .where import FieldCondition, FieldRef, Where
 
 __all__ = [
     "Collection",
     "Design",
     "DesignReport",
     "Entity",
+    "EntityAction",
     "EntityPage",
+    "FieldCondition",
     "FieldRef",
     "Finding",
     "Pattern",

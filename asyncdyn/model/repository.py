@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ..errors import (
+    AsyncDynError,
     ConditionalCheckFailed,
     ConfigurationError,
     InvalidExpression,
@@ -31,7 +32,9 @@ from ..large import LargeAttributes
 from ..paging import ItemIterator
 from ..schema import GlobalIndex, KeySchema, StreamView
 from ..transactions import TxAction
+from .actions import EntityAction
 from .collection import Collection
+from .conditions import ConditionArg, write_condition
 from .entity import KEYED_MISS, EntityInfo, Ref
 from .keys import EntityKey, NaturalKey
 from .patterns import Pattern, declared_pattern
@@ -39,7 +42,7 @@ from .plan import Plan, plan_natural, plan_read
 from .raw import Unknown, check_unknown
 from .templates import could_overlap
 from .unique import delete_unique, put_unique
-from .where import Where
+from .where import RANGE_OPS, Where
 from .writer import EntityWriter
 
 if TYPE_CHECKING:
@@ -197,15 +200,19 @@ class Repository:
 
     # -- writes --------------------------------------------------------------------------
 
-    async def put(self, entity: E, *, condition: Condition | None = None) -> E:
+    async def put(self, entity: E, *, condition: ConditionArg = None) -> E:
         """Write ``entity`` whole and return it as written (timestamps, version).
 
-        With a version field the write is conditional on the stored version being the
-        entity's (a new entity, version 0: on no item existing), and a lost race raises
-        ``ConditionalCheckFailed`` whose ``.item`` is the stored item. A lost answer is
-        recognised (the stored item is exactly this write) rather than reported as a race.
+        ``condition``: predicates on the entity's fields (``Order.status.eq("PENDING")``,
+        joined with ``&``, ``|``, ``~``) or a ``Condition`` on stored attribute names. With a
+        version field the write is also conditional on the stored version being the
+        entity's (a new entity, version 0: on no item existing). A false condition or a lost
+        race raises ``ConditionalCheckFailed`` naming table and key, whose ``.item`` is the
+        stored item and ``.current`` that item as an entity. A lost answer is recognised
+        (the stored item is exactly this write) rather than reported as a race.
         """
         info = self._info(type(entity))
+        condition = write_condition(info, condition)
         values = self._stamped(info, entity, datetime.now(UTC))
         written, item = self._item(info, values)
         locked = self._version_condition(info, values)
@@ -220,28 +227,57 @@ class Repository:
         try:
             await self.table.put(item, condition=condition, returns_on_failure="ALL_OLD")
         except ConditionalCheckFailed as exc:
-            if exc.item is None:  # a server without ReturnValuesOnConditionCheckFailure
-                key = {a: item[a] for a in self.design.key_attributes}
-                exc.item = await self.table.get(key, consistent=True)
+            key = {a: item[a] for a in self.design.key_attributes}
+            await self._name_failure(exc, info, key)
             raise
         return written  # type: ignore[no-any-return]
 
-    def tx_put(self, entity: Any, *, condition: Condition | None = None) -> TxAction:
+    async def _name_failure(
+        self, exc: ConditionalCheckFailed, info: EntityInfo, key: Mapping[str, Any]
+    ) -> None:
+        """Name the table, key and stored entity of ``info``'s failed conditional write.
+        ``exc.item`` is read (consistently) when the server did not return it (a server
+        without ReturnValuesOnConditionCheckFailure)."""
+        if exc.item is None:
+            exc.item = await self.table.get(key, consistent=True)
+        exc.table, exc.key = self.table.name, dict(key)
+        exc.current = None
+        if exc.item is not None:
+            try:
+                exc.current = self.design.decode(info, exc.item)
+            except (AsyncDynError, KeyError, TypeError, ValueError):
+                # Naming is a courtesy: an item that is not this entity must not hide the
+                # failed condition behind a decode error; .item still holds it raw.
+                pass
+        found = "no item" if exc.item is None else f"the stored {info.type_name} in .current"
+        exc.args = (
+            f"table {self.table.name!r}, key {exc.key!r}: the condition of this "
+            f"{info.type_name} write failed ({found}) - {exc.code} ({exc.operation}): "
+            f"{exc.message}",
+        )
+
+    def tx_put(self, entity: E, *, condition: ConditionArg = None) -> EntityAction[E]:
         """A put of ``entity`` for ``db.transact_write``, derived attributes and version
-        condition included."""
+        condition included (``condition`` as ``put`` takes it, ANDed with the version's).
+
+        The entity is stamped once, here: ``action.entity`` is the entity as the action
+        writes it (timestamps, version), which is what is stored once the transaction
+        commits."""
         info = self._info(type(entity))
         self._no_unique(info, "tx_put")
+        condition = write_condition(info, condition)
         values = self._stamped(info, entity, datetime.now(UTC))
-        _, item = self._item(info, values)
+        written, item = self._item(info, values)
         locked = self._version_condition(info, values)
         if locked is not None:
             condition = locked if condition is None else locked & condition
-        return self.table.tx_put(item, condition=condition)
+        action = self.table.tx_put(item, condition=condition)
+        return EntityAction(action.kind, action.table, action.body, action.key, written)
 
-    def tx_delete(self, ref: Any) -> TxAction:
+    def tx_delete(self, ref: Any, *, condition: ConditionArg = None) -> TxAction:
         """A delete for ``db.transact_write`` (a ``Ref``, or an entity: then conditional on
-        its version when it has one)."""
-        info, key, condition = self._delete_args(ref)
+        its version when it has one), ANDed with ``condition`` as ``put`` takes it."""
+        info, key, condition = self._delete_args(ref, condition)
         self._no_unique(info, "tx_delete")
         return self.table.tx_delete(key, condition=condition)
 
@@ -269,30 +305,43 @@ class Repository:
             )
         return self._item(info, self._stamped(info, entity, now))
 
-    def _delete_args(self, target: Any) -> tuple[EntityInfo, dict[str, str], Condition | None]:
+    def _delete_args(
+        self, target: Any, user: ConditionArg = None
+    ) -> tuple[EntityInfo, dict[str, str], Condition | None]:
+        """(entity, key, condition) of a delete: the version's condition (an entity with a
+        version field) ANDed with the caller's."""
         if isinstance(target, Ref):
             info = self._info(target.entity)
-            return info, self._key(info, target.fields), None
+            return info, self._key(info, target.fields), write_condition(info, user)
         info = self._info(type(target))
         key = self._key(info, {n: getattr(target, n) for n in info.key.fields})
-        condition = None
+        condition = write_condition(info, user)
         if info.version is not None:
             version = getattr(target, info.version.name)
-            condition = (
+            locked = (
                 Attr(info.version.stored).eq(version)
                 if version
                 else Attr(self.design.key_attributes[0]).not_exists()
             )
+            condition = locked if condition is None else locked & condition
         return info, key, condition
 
-    async def delete(self, target: Any) -> None:
+    async def delete(self, target: Any, *, condition: ConditionArg = None) -> None:
         """Delete an item: ``Order.ref(...)``, or an entity (then, with a version field,
-        only if the stored version is the entity's: ``ConditionalCheckFailed`` otherwise)."""
-        info, key, condition = self._delete_args(target)
+        only if the stored version is the entity's), on ``condition`` (as ``put`` takes
+        it) when given: ``ConditionalCheckFailed`` naming table and key otherwise."""
+        info, key, combined = self._delete_args(target, condition)
         if info.unique:
-            await delete_unique(self, info, key, condition)
+            await delete_unique(self, info, key, combined)
             return
-        await self.table.delete(key, condition=condition)
+        if combined is None:
+            await self.table.delete(key)
+            return
+        try:
+            await self.table.delete(key, condition=combined, returns_on_failure="ALL_OLD")
+        except ConditionalCheckFailed as exc:
+            await self._name_failure(exc, info, key)
+            raise
 
     async def batch_write(self, *, puts: Iterable[Any] = (), deletes: Iterable[Ref] = ()) -> None:
         """Write entities and delete refs in batches, derived attributes included. Batches
@@ -320,10 +369,16 @@ class Repository:
         *,
         derive: Literal["require", "fetch"] = "require",
         attempts: int = 10,
+        condition: ConditionArg = None,
         **changes: Any,
     ) -> Any:
         """Change some fields of a stored item; return the entity as it is after, or
         ``None`` when there is no such item (nothing is written then).
+
+        ``condition`` (as ``put`` takes it: ``Order.status.eq("PENDING")``) must hold for
+        the stored item, ANDed with every condition the update makes of its own (item
+        exists, inputs read, version); when it does not, ``ConditionalCheckFailed`` names
+        table and key, with the stored entity in ``.current``, and nothing is written.
 
         Derived attributes follow: an index key built from a changed field is rewritten
         (or removed, when an input is ``None``). It needs every input of that key: give
@@ -354,6 +409,7 @@ class Repository:
             raise ConfigurationError("update() needs at least one field to change")
         if derive not in ("require", "fetch"):
             raise ConfigurationError(f"derive is 'require' or 'fetch', not {derive!r}")
+        user = write_condition(info, condition)
         if (
             info.version is not None
             or any(f.name in changes for f in info.unique)
@@ -362,7 +418,7 @@ class Repository:
         ):
             # Read, change, put back: under the version, moving unique guards, or moving
             # the item to the shard its new source value hashes to (a put recomputes it).
-            return await self._update_by_put(info, key, ref, changes, attempts)
+            return await self._update_by_put(info, key, changes, attempts, user)
         known = info.with_shards({**ref.fields, **changes})
         needed: dict[str, list[str]] = {}
         for declared in info.indexes.values():
@@ -379,7 +435,10 @@ class Repository:
             )
         for attempt in range(max(attempts, 1)):
             current: dict[str, Any] = {}
-            condition: Condition = Attr(self.design.key_attributes[0]).exists()
+            guard: Condition = Attr(self.design.key_attributes[0]).exists()
+            if user is not None:
+                guard &= user
+            stored: dict[str, Any] | None = None
             if needed:
                 stored = await self.table.get(key, consistent=True)
                 if stored is None:
@@ -390,15 +449,38 @@ class Repository:
                         current[n] = getattr(entity, n)
                         f = info.fields[n]
                         stored_value = stored.get(f.stored)
-                        condition &= (
+                        guard &= (
                             Attr(f.stored).not_exists()
                             if stored_value is None
                             else Attr(f.stored).eq(stored_value)
                         )
             update = self._update_expression(info, {**known, **current}, changes)
             try:
-                got = await self.table.update(key, update, condition=condition, returns="ALL_NEW")
-            except ConditionalCheckFailed:
+                got = await self.table.update(
+                    key,
+                    update,
+                    condition=guard,
+                    returns="ALL_NEW",
+                    returns_on_failure="NONE" if user is None else "ALL_OLD",
+                )
+            except ConditionalCheckFailed as exc:
+                if user is not None:
+                    # Which part failed: no item (None, as without a condition), an input
+                    # read that moved (read again), or else the caller's condition.
+                    await self._name_failure(exc, info, key)
+                    if exc.item is None:
+                        return None
+                    if (
+                        stored is not None
+                        and attempt < attempts - 1
+                        and any(
+                            stored.get(info.fields[n].stored) != exc.item.get(info.fields[n].stored)
+                            for names in needed.values()
+                            for n in names
+                        )
+                    ):
+                        continue
+                    raise
                 if not needed or attempt == attempts - 1:
                     if not needed:
                         return None
@@ -439,11 +521,12 @@ class Repository:
         self,
         info: EntityInfo,
         key: dict[str, str],
-        ref: Ref,
         changes: Mapping[str, Any],
         attempts: int,
+        user: Condition | None,
     ) -> Any:
         stored = await self.table.get(key, consistent=True)
+        version = None if info.version is None else info.version.stored
         for attempt in range(max(attempts, 1)):
             if stored is None:
                 return None
@@ -451,12 +534,17 @@ class Repository:
             for name, value in changes.items():
                 setattr(entity, name, value)
             try:
-                return await self.put(entity)
+                return await self.put(entity, condition=user)
             except UniqueConflict:
                 raise  # the value is taken: another attempt would not change that
             except ConditionalCheckFailed as exc:
                 if attempt == attempts - 1:
                     raise
+                if user is not None and (
+                    version is None
+                    or (exc.item is not None and exc.item.get(version) == stored.get(version))
+                ):
+                    raise  # the version held: the caller's condition is what failed
                 stored = (
                     exc.item if exc.item is not None else await self.table.get(key, consistent=True)
                 )
@@ -527,6 +615,16 @@ class Repository:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Plan:
+        if where is not None and not isinstance(where, Where):
+            raise InvalidExpression(
+                "where= is one range on a key-template field; predicates joined with &, | "
+                "or ~ are a write's condition="
+            )
+        if where is not None and where.op not in RANGE_OPS:
+            raise InvalidExpression(
+                f"where= {where.op} on {where.entity.__name__}.{where.field}: a key range is "
+                f"{', '.join(sorted(RANGE_OPS))}; {where.op} is a write's condition= only"
+            )
         if where is not None:
             spec = self._info(where.entity).fields[where.field].spec
             if spec.compress or spec.offload is not None:

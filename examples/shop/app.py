@@ -13,7 +13,8 @@ Settings come from the environment (``Settings.from_env``):
   one when several processes serve the API, or a cursor from one is refused by another.
 
 Errors map to HTTP: a missing customer or order is 404, a conditional failure (a customer
-or order id already taken) is 409, an id the key templates refuse (``InvalidItem``, e.g. one
+or order id already taken, a status change the order's status does not allow: PENDING ->
+PAID -> SHIPPED only) is 409, an id the key templates refuse (``InvalidItem``, e.g. one
 containing ``#``) is 422 like any other invalid request, and a cursor that was not issued
 by this service is 400.
 """
@@ -43,7 +44,15 @@ from asyncdyn import (
 )
 from asyncdyn.model import Repository
 
-from .design import Customer, Order, OrderItem, new_order_id, order_with_items, shop
+from .design import (
+    NEXT_FROM,
+    Customer,
+    Order,
+    OrderItem,
+    new_order_id,
+    order_with_items,
+    shop,
+)
 from .schemas import (
     ClientStats,
     CustomerIn,
@@ -194,14 +203,15 @@ def _add_routes(app: FastAPI) -> None:
         # Building the actions validates every key (InvalidItem -> 422) before anything is
         # sent. One transaction: the customer exists, and neither the order nor any of its
         # lines does (an order id reused by another customer must not overwrite its items).
+        # Each action carries its entity as it writes it (updated_at stamped once, when the
+        # action is built): after the commit, that is what is stored, and what we answer.
         new = Attr("PK").not_exists()
-        actions = [
-            repo.table.tx_check(customer_key, Attr("PK").exists()),
-            repo.tx_put(order, condition=new),
-            *(repo.tx_put(line, condition=new) for line in lines),
-        ]
+        order_put = repo.tx_put(order, condition=new)
+        line_puts = [repo.tx_put(line, condition=new) for line in lines]
         try:
-            await repo.db.transact_write(actions)
+            await repo.db.transact_write(
+                [repo.table.tx_check(customer_key, Attr("PK").exists()), order_put, *line_puts]
+            )
         except TransactionCanceled as exc:
             codes = [r.code for r in exc.reasons]
             if codes and codes[0] == "ConditionalCheckFailed":
@@ -209,7 +219,7 @@ def _add_routes(app: FastAPI) -> None:
             if "ConditionalCheckFailed" in codes:
                 raise HTTPException(409, f"order {order_id!r} exists already") from exc
             raise
-        return OrderWithLines.of_parts(order, lines)
+        return OrderWithLines.of_parts(order_put.entity, [a.entity for a in line_puts])
 
     @app.get("/customers/{customer_id}/orders")
     async def list_orders(
@@ -250,15 +260,28 @@ def _add_routes(app: FastAPI) -> None:
             raise HTTPException(404, f"no order {order_id!r}")
         return OrderWithLines.of_parts(order, items)
 
-    @app.patch("/customers/{customer_id}/orders/{order_id}", responses=NOT_FOUND)
+    @app.patch("/customers/{customer_id}/orders/{order_id}", responses={**NOT_FOUND, **CONFLICT})
     async def set_status(customer_id: str, order_id: str, body: StatusIn, repo: Repo) -> OrderOut:
+        previous = NEXT_FROM.get(body.status, ())
+        if not previous:
+            raise HTTPException(409, f"no order moves to {body.status} through this API")
         # GSI2's keys derive from status and placed_at: derive="fetch" reads the item and
-        # writes on condition that what it read is still stored, so the index follows.
-        updated = await repo.update(
-            Order.ref(customer_id=customer_id, order_id=order_id),
-            derive="fetch",
-            status=body.status,
-        )
+        # writes on condition that what it read is still stored, so the index follows. The
+        # transition's own condition is checked by DynamoDB in the same write: two
+        # concurrent "PAID"s cannot both pass, and a stale read cannot move an order back.
+        try:
+            updated = await repo.update(
+                Order.ref(customer_id=customer_id, order_id=order_id),
+                derive="fetch",
+                condition=Order.field_ref("status").is_in(previous),
+                status=body.status,
+            )
+        except ConditionalCheckFailed as exc:
+            now = exc.current.status if isinstance(exc.current, Order) else "changed"
+            raise HTTPException(
+                409,
+                f"order {order_id!r} is {now}: only {' or '.join(previous)} moves to {body.status}",
+            ) from exc
         if updated is None:
             raise HTTPException(404, f"no order {order_id!r} of customer {customer_id!r}")
         assert isinstance(updated, Order)

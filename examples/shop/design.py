@@ -66,6 +66,10 @@ class OrderItem(Entity):
     by_order = shop.index("GSI1", pk="ORDER#{order_id}", sk="ITEM#{line:03d}")
 
 
+# The status an order may move to, and from which: PENDING -> PAID -> SHIPPED. The shop
+# checks it as the update's condition, so the rule holds under concurrent requests.
+NEXT_FROM: dict[str, tuple[str, ...]] = {"PAID": ("PENDING",), "SHIPPED": ("PAID",)}
+
 # One query on GSI1 by order id returns the order and then its items, no filter needed.
 order_with_items = shop.collection("order_with_items", Order, OrderItem, index="GSI1")
 

@@ -166,9 +166,23 @@ async def test_order_with_its_items_in_one_query(make_shop: MakeShop) -> None:
 async def test_status_update_moves_the_order_between_status_pages(make_shop: MakeShop) -> None:
     s = await make_shop()
     ids = await seed(s.repo, "c1", 4)
-    r = await s.http.patch(f"/customers/c1/orders/{ids[2]}", json={"status": "SHIPPED"})
+
+    async def patch(order_id: str, status: str) -> httpx.Response:
+        return await s.http.patch(f"/customers/c1/orders/{order_id}", json={"status": status})
+
+    # PENDING -> PAID -> SHIPPED, nothing else: a skipped or backward step is 409.
+    skipped = await patch(ids[2], "SHIPPED")
+    assert skipped.status_code == 409 and "PENDING" in skipped.json()["detail"]
+    r = await patch(ids[2], "PAID")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "PAID"
+    assert (await patch(ids[2], "PAID")).status_code == 409
+    r = await patch(ids[2], "SHIPPED")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "SHIPPED"
+    for status in ("PENDING", "PAID", "SHIPPED", "CANCELLED"):
+        again = await patch(ids[2], status)
+        assert again.status_code == 409, (status, again.text)
 
     async def by_status(status: str) -> list[str]:
         r = await s.http.get("/orders", params={"status": status, "limit": 100})
@@ -182,6 +196,8 @@ async def test_status_update_moves_the_order_between_status_pages(make_shop: Mak
     assert raw is not None and raw["GSI2PK"] == "ORDER_STATUS#SHIPPED"
     missing = await s.http.patch("/customers/c1/orders/nope", json={"status": "PAID"})
     assert missing.status_code == 404
+    # A refused transition wrote nothing: the item and its index keys are as they were.
+    assert await s.repo.table.get({"PK": "CUSTOMER#c1", "SK": f"ORDER#{ids[2]}"}) == raw
     bad = await s.http.patch(f"/customers/c1/orders/{ids[0]}", json={"status": "LOST"})
     assert bad.status_code == 422
     assert (await s.http.get("/orders", params={"status": "LOST"})).status_code == 422
@@ -201,6 +217,9 @@ async def test_place_order_in_one_transaction(make_shop: MakeShop) -> None:
     oid = placed["order_id"]
     got = (await s.http.get(f"/orders/{oid}")).json()
     assert got["order_id"] == oid
+    # The answer is the order as written, its updated_at stamped by the transaction's put.
+    assert placed["updated_at"] is not None and placed["updated_at"] == got["updated_at"]
+    assert placed["lines"] == got["lines"]
     assert [li["sku"] for li in got["lines"]] == ["A", "B"]
     listed = (await s.http.get("/customers/c1/orders")).json()
     assert [o["order_id"] for o in listed["orders"]] == [oid]

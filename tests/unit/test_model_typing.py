@@ -43,3 +43,20 @@ def test_mypy_reports_misuse(tmp_path: Path) -> None:
     assert 'Argument "customer_id" to "Customer" has incompatible type "int"' in out
     assert 'Missing named argument "order_id" for "Order"' in out
     assert 'Item "None" of "Customer | None" has no attribute "email"' in out
+
+
+def test_a_transaction_action_is_typed_with_its_entity(tmp_path: Path) -> None:
+    typed = tmp_path / "typed_action.py"
+    typed.write_text(
+        "from tests.typecheck.example_shop import Customer, shop\n"
+        "from asyncdyn import Client\n"
+        "async def f(db: Client) -> None:\n"
+        "    action = shop.bind(db).tx_put(Customer(customer_id='1', email='e'))\n"
+        "    await db.transact_write([action])\n"
+        "    reveal_type(action.entity)\n"
+        "    action.entity.nickname\n"
+    )
+    out = mypy(typed).stdout
+    assert 'Revealed type is "tests.typecheck.example_shop.Customer"' in out, out
+    assert '"Customer" has no attribute "nickname"' in out, out
+    assert "Found 1 error" in out, out  # the misuse only: the transaction takes the action

@@ -263,7 +263,9 @@ class CancellationReason:
 
 
 class TransactionCanceled(ServiceError):
-    """A transaction was cancelled; ``reasons`` holds one entry per action, in order."""
+    """A transaction was cancelled; ``reasons`` holds one entry per action, in order. The
+    message of a write transaction's cancellation names each failed action: its position,
+    kind, table and key."""
 
     reasons: Sequence[CancellationReason] = ()
 

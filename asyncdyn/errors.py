@@ -335,10 +335,13 @@ class TableNotFound(_NamedResource):
             return "Table.describe() lists the table's indexes"
         # The usual causes on a laptop: another region or endpoint than the one the table
         # was created with (a local server keeps tables per region), or a restarted server.
-        return (
+        hint = (
             "check the name, and that region and endpoint_url are those it was created with; "
-            "a local server forgets its tables when restarted; Client.create_table creates one"
+            "a local server forgets its tables when restarted"
         )
+        if self.operation == "DeleteTable":
+            return hint
+        return hint + "; Client.create_table creates one"
 
 
 class ExpiredIterator(ServiceError):

@@ -102,6 +102,11 @@ async def test_table_not_found_says_what_to_check(
     with pytest.raises(TableNotFound) as info:
         await client.table("Users").query_page(Key("email").eq("x"), index="ByEmail")
     assert str(info.value).endswith("(Table.describe() lists the table's indexes)")
+    # Deleting a table that is not there: nothing to create.
+    transport.steps.append(error(NOT_FOUND, "Requested resource not found"))
+    with pytest.raises(TableNotFound) as info:
+        await client.delete_table("Orders", wait=False)
+    assert str(info.value).endswith("a local server forgets its tables when restarted)")
 
 
 def test_stream_not_enabled_says_how_to_enable_one() -> None:

@@ -375,7 +375,8 @@ def _parser() -> argparse.ArgumentParser:
         "--engine",
         choices=("auto", "moto", "dynalite"),
         default="auto",
-        help="auto: dynalite when installed (Node.js), else moto",
+        help="auto: dynalite when installed (Node.js and asyncdyn.local.install_dynalite()), "
+        "else moto",
     )
     local.add_argument("--port", type=_port, default=0, help="default: a free port")
     local.set_defaults(command=_local_command)

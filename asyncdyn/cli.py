@@ -111,6 +111,13 @@ _EXIT_CODES = f"""exit status:
   {EXIT_MISMATCH}    --check: a part is missing or unfinished, or the counts differ
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a load saved its checkpoint
 """
+# `asyncdyn local` has none of load's, export's or design check's outcomes.
+_LOCAL_EXIT_CODES = f"""exit status:
+  {EXIT_OK}    stopped by Ctrl-C or SIGTERM
+  {EXIT_ERROR}    unexpected error, or the engine is not installed (moto's server:
+       asyncdyn[local]; dynalite: Node.js and asyncdyn.local.install_dynalite())
+  {EXIT_DYNAMODB}    the server did not start (say, the port is in use) or exited
+"""
 _NO_RICH = "asyncdyn: the command line needs rich: pip install 'asyncdyn[cli]'\n"
 # How often a load saves its checkpoint and the progress display is updated (seconds).
 _CHECKPOINT_EVERY = 1.0
@@ -136,7 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         _error(console, str(exc))
         return EXIT_USAGE
     except TableNotFound:
-        _error(console, f"table {args.table!r} does not exist (--create-table creates it)")
+        # Only a load can create the table; an export of a missing one is usually another
+        # region or endpoint than the table's.
+        hint = (
+            "--create-table creates it"
+            if hasattr(args, "create_table")
+            else "check --table, --region and --endpoint-url"
+        )
+        _error(console, f"table {args.table!r} does not exist ({hint})")
         return EXIT_DYNAMODB
     except NativeTransferError as exc:
         _error(console, str(exc))
@@ -354,14 +368,15 @@ def _parser() -> argparse.ArgumentParser:
         help="run an embedded DynamoDB-compatible server in the foreground",
         description="Serve moto or dynalite on 127.0.0.1 until Ctrl-C. The endpoint URL is "
         "the first line on standard output.",
-        epilog=_EXIT_CODES,
+        epilog=_LOCAL_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     local.add_argument(
         "--engine",
         choices=("auto", "moto", "dynalite"),
         default="auto",
-        help="auto: dynalite when installed (Node.js), else moto",
+        help="auto: dynalite when installed (Node.js and asyncdyn.local.install_dynalite()), "
+        "else moto",
     )
     local.add_argument("--port", type=_port, default=0, help="default: a free port")
     local.set_defaults(command=_local_command)

@@ -487,7 +487,12 @@ class Client:
                 cached.append((cache, action.table, wire_identity(action.key, names)))
         with WriteGuard(cached):
             await transact_write(
-                self._dispatcher, listed, token=token, retry_conflicts=retry_conflicts, extra=extra
+                self._dispatcher,
+                listed,
+                token=token,
+                retry_conflicts=retry_conflicts,
+                extra=extra,
+                key_names=key_names,
             )
 
     async def transact_get(self, gets: Iterable[TxGet]) -> list[Item | None]:

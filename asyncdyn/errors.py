@@ -271,7 +271,9 @@ class CancellationReason:
 
 
 class TransactionCanceled(ServiceError):
-    """A transaction was cancelled; ``reasons`` holds one entry per action, in order."""
+    """A transaction was cancelled; ``reasons`` holds one entry per action, in order. The
+    message of a write transaction's cancellation names each failed action: its position,
+    kind, table and key."""
 
     reasons: Sequence[CancellationReason] = ()
 
@@ -317,7 +319,13 @@ class _NamedResource(ServiceError):
             what = "one of the tables " + ", ".join(map(repr, self.tables))
         where = f" ({self.operation})" if self.operation else ""
         message = f": {self.message}" if self.message else ""
-        self.args = (f"{what} {self._state}: {self.code}{where}{message}",)
+        hint = self._hint()
+        hint = f" ({hint})" if hint else ""
+        self.args = (f"{what} {self._state}: {self.code}{where}{message}{hint}",)
+
+    def _hint(self) -> str:
+        """What to do about it, said after the server's words (empty: nothing to say)."""
+        return ""
 
 
 class TableNotFound(_NamedResource):
@@ -327,6 +335,21 @@ class TableNotFound(_NamedResource):
     unknown index this way too, so with an index the message says "table T or its index I"."""
 
     _state = "does not exist or is not active yet"
+
+    def _hint(self) -> str:
+        if self.stream is not None or not self.tables:
+            return ""
+        if self.index is not None:
+            return "Table.describe() lists the table's indexes"
+        # The usual causes on a laptop: another region or endpoint than the one the table
+        # was created with (a local server keeps tables per region), or a restarted server.
+        hint = (
+            "check the name, and that region and endpoint_url are those it was created with; "
+            "a local server forgets its tables when restarted"
+        )
+        if self.operation == "DeleteTable":
+            return hint
+        return hint + "; Client.create_table creates one"
 
 
 class ExpiredIterator(ServiceError):
@@ -345,7 +368,10 @@ class StreamNotEnabled(AsyncDynError):
 
     def __init__(self, table: str) -> None:
         self.table = table
-        super().__init__(f"table {table!r} has no stream enabled")
+        super().__init__(
+            f"table {table!r} has no stream enabled (turn one on with "
+            f"db.table({table!r}).enable_stream(), or create_table(..., stream=...))"
+        )
 
 
 class NativeTransferError(AsyncDynError):
@@ -368,6 +394,17 @@ class ResourceInUse(_NamedResource):
     the table (:meth:`locate`): dynalite answers with no message at all."""
 
     _state = "is being created, updated or deleted, or already exists"
+
+    def _hint(self) -> str:
+        table = self.table
+        if table is None:
+            return ""
+        if self.operation == "CreateTable":
+            return (
+                f"use the existing one with db.table({table!r}), or remove it first with "
+                f"db.delete_table({table!r}); a local server forgets its tables when restarted"
+            )
+        return f"wait with db.table({table!r}).wait_until_active() and try again"
 
 
 class AccessDenied(ServiceError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from .batch import key_identity
 from .errors import InvalidTransaction, TransactionCanceled
-from .marshal import Decoder, WireItem, wire_item_size
+from .marshal import Decoder, WireItem, decoder, wire_item_size
 from .transport import Dispatcher
 
 __all__ = [
@@ -104,6 +104,30 @@ def check_actions(actions: Sequence[TxAction], key_names: Mapping[str, Sequence[
         )
 
 
+def name_cancelled(
+    error: TransactionCanceled,
+    actions: Sequence[TxAction],
+    key_names: Mapping[str, Sequence[str]] = {},
+) -> None:
+    """Put the failed actions -- position, kind, table and key -- at the front of the
+    message of ``error``: DynamoDB's names neither tables nor keys, only a list of codes.
+    Key values are the caller's identifiers, never secrets; other attributes stay out."""
+    failed = []
+    for position, reason in enumerate(error.reasons):
+        if reason.code is None or position >= len(actions):
+            continue
+        action = actions[position]
+        names = key_names.get(action.table) or (() if action.kind == "Put" else tuple(action.key))
+        try:
+            key = decoder().item({name: action.key[name] for name in names})
+        except (KeyError, ValueError):
+            key = None
+        where = f"{action.kind} on {action.table!r}" + (f", key {key!r}" if key else "")
+        failed.append(f"actions[{position}] ({where}): {reason.code}")
+    if failed:
+        error.args = (f"transaction cancelled by {'; '.join(failed)} - {error.args[0]}",)
+
+
 def _transient(error: TransactionCanceled) -> bool:
     codes = {reason.code for reason in error.reasons if reason.code is not None}
     return bool(codes) and codes <= _TRANSIENT_REASONS
@@ -116,6 +140,7 @@ async def transact_write(
     token: str | None,
     retry_conflicts: bool,
     extra: Mapping[str, Any],
+    key_names: Mapping[str, Sequence[str]] = {},
 ) -> None:
     """Send the transaction. Transport errors, 5xx and ``TransactionInProgress`` are retried
     with the same token. With ``retry_conflicts``, a cancellation whose reasons are all
@@ -136,6 +161,7 @@ async def transact_write(
             return
         except TransactionCanceled as exc:
             if not (retry_conflicts and _transient(exc)):
+                name_cancelled(exc, actions, key_names)
                 raise
             await dispatcher.backoff(exc, budget)
             token = None

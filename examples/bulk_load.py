@@ -35,10 +35,10 @@ from typing import Any
 
 import orjson
 
-from asyncdyn import Client, InvalidItem, ResourceInUse, TableNotFound
+from asyncdyn import Client, InvalidItem
 from asyncdyn.model import Entity, Repository
 
-from .shop.design import Customer, Order, OrderItem, shop
+from .shop.design import Customer, Order, OrderItem, TableMismatch, ensure_table, shop
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
 STATUSES = ("PENDING", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
@@ -110,16 +110,6 @@ class Report:
         return sum(self.loaded.values())
 
 
-async def ensure_table(repo: Repository) -> None:
-    try:
-        await repo.describe()
-    except TableNotFound:
-        try:
-            await repo.create_table()
-        except ResourceInUse:
-            pass
-
-
 async def load(repo: Repository, records: Iterator[Record], *, max_in_flight: int) -> Report:
     report = Report()
     started = time.perf_counter()
@@ -175,7 +165,11 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     async with Client(region=args.region, endpoint_url=args.endpoint) as db:
         repo = shop.bind(db, table=args.table)
-        await ensure_table(repo)
+        try:
+            await ensure_table(repo)
+        except TableMismatch as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         report = await load(repo, records, max_in_flight=args.max_in_flight)
         stats = db.stats()
     rate = report.items / report.seconds if report.seconds else 0.0

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from ..errors import (
+    InvalidExpression,
     InvalidItem,
 )
 from ..expressions import (
@@ -51,6 +52,8 @@ class Listing(TableCore):
     ) -> tuple[dict[str, Any], list[str]]:
         """The request of a query or scan, and the attributes to remove from its items again
         (the TTL attribute, when fetched only to hide expired items)."""
+        if index is None and isinstance(key_condition, KeyCondition):
+            self._check_key_condition(key_condition)
         request = self._request()
         if index is not None:
             request["IndexName"] = index
@@ -69,6 +72,34 @@ class Listing(TableCore):
             values=values,
         )
         return request, strip
+
+    def _check_key_condition(self, condition: KeyCondition) -> None:
+        """Refuse, before sending, a key condition on attributes that are not the table's
+        key, when the key schema is known (declared with ``key=``, created or described):
+        the server's answer ("Query condition missed key schema element") names no table
+        and says nothing of what to do. Index queries are left to the server (an index key
+        may span several attributes)."""
+        schema = self._key_schema
+        if schema is None:
+            return
+        pk, sk = schema.partition_key, schema.sort_key
+        where = f"table {self.name!r} (key: {', '.join(schema.names)})"
+        name = condition.partition_name
+        if name is not None and name != pk:
+            raise InvalidExpression(
+                f"Key({name!r}) is not the partition key of {where}: a query reads one "
+                f"partition, Key({pk!r}).eq(value), with at most one sort-key condition; "
+                f"select on {name!r} with filter=Attr({name!r})..., or query an index keyed "
+                f"on it (index=...)"
+            )
+        name = condition.sort_name
+        if name is not None and name != sk:
+            which = "has no sort key" if sk is None else f"has the sort key {sk!r}"
+            raise InvalidExpression(
+                f"Key({name!r}) is not a key attribute of {where}: the table {which}; "
+                f"select on {name!r} with filter=Attr({name!r})..., or query an index keyed "
+                f"on it (index=...)"
+            )
 
     def _fetcher(
         self,

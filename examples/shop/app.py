@@ -38,8 +38,6 @@ from asyncdyn import (
     ConditionalCheckFailed,
     InvalidCursor,
     InvalidItem,
-    ResourceInUse,
-    TableNotFound,
     TransactionCanceled,
 )
 from asyncdyn.model import Repository
@@ -49,6 +47,7 @@ from .design import (
     Customer,
     Order,
     OrderItem,
+    ensure_table,
     new_order_id,
     order_with_items,
     shop,
@@ -92,18 +91,6 @@ class Settings:
             cursor_key=bytes.fromhex(key) if key else None,
             create_table=env.get("SHOP_CREATE_TABLE", "1") == "1",
         )
-
-
-async def ensure_table(repo: Repository) -> None:
-    """Create the table from the design unless it is there already (a demo convenience: a
-    production service would leave this to its deployment)."""
-    try:
-        await repo.describe()
-    except TableNotFound:
-        try:
-            await repo.create_table()
-        except ResourceInUse:  # another worker created it first
-            pass
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

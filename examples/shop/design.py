@@ -19,7 +19,8 @@ import time
 from datetime import datetime
 from decimal import Decimal
 
-from asyncdyn.model import Design, Entity, field
+from asyncdyn import ResourceInUse, TableNotFound
+from asyncdyn.model import Design, Entity, Repository, field
 
 shop = Design(
     "Shop",
@@ -88,3 +89,29 @@ def new_order_id() -> str:
     """A time-ordered id (milliseconds, then randomness), so that a customer's orders sort
     by when they were placed and ``descending=True`` lists the newest first."""
     return f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(4)}"
+
+
+class TableMismatch(RuntimeError):
+    """The table of the shop's name exists but does not fit the design (another program's
+    table of the same name, such as the README Quick start's ``Shop``)."""
+
+
+async def ensure_table(repo: Repository) -> None:
+    """Create the table from the design unless it is there already (a demo convenience: a
+    production service would leave this to its deployment), and refuse one that lacks the
+    design's indexes or keys before any request would fail on it."""
+    try:
+        described = await repo.describe()
+    except TableNotFound:
+        try:
+            await repo.create_table()
+        except ResourceInUse:  # another worker created it first
+            pass
+        return
+    live = [f.message for f in repo.design.check(described).errors if f.code.startswith("live-")]
+    if live:
+        raise TableMismatch(
+            f"{'; '.join(live)}: table {repo.table.name!r} was made by something else (the "
+            "README Quick start makes a 'Shop' table too); restart `asyncdyn local`, which "
+            "keeps nothing, or set SHOP_TABLE to another table name"
+        )

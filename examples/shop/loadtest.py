@@ -36,8 +36,8 @@ import orjson
 
 from asyncdyn import Client, TableNotFound, local
 
-from ..bulk_load import ensure_table, generate, load
-from .design import shop
+from ..bulk_load import generate, load
+from .design import ensure_table, shop
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

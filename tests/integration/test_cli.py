@@ -199,6 +199,9 @@ def test_missing_table_and_key_mismatch(
     assert main(["export", *common]) == 3
     err = capsys.readouterr().err
     assert err.count(f"table {table!r} does not exist") == 2 and "Traceback" not in err
+    # Only load can create it: export points at the table's name, region and endpoint.
+    assert err.count("--create-table creates it") == 1
+    assert "check --table, --region and --endpoint-url" in err
     assert main(["load", str(data), "--create-table", "PK:S,SK:N", *common]) == EXIT_OK
     assert main(["load", str(data), "--create-table", "PK:S", *common]) == 2
     assert "exists with the key PK:S, SK:N, not PK:S" in capsys.readouterr().err

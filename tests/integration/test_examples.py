@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asyncdyn import Client, Key
+from asyncdyn import Client, GlobalIndex, Key
 from asyncdyn.local import LocalServer
 from asyncdyn.model import Repository
 from examples.shop.app import Settings, create_app
-from examples.shop.design import Customer, Order, OrderItem, shop
+from examples.shop.design import Customer, Order, OrderItem, TableMismatch, shop
 from examples.shop.loadtest import parse_args, parse_duration_ms, parse_wrk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -382,3 +382,26 @@ def test_the_load_test_scale_options() -> None:
     assert (full.duration, full.warmup, full.connections, full.customers) == (3.0, 2.0, 32, 500)
     with pytest.raises(SystemExit):
         parse_args(["--connections", "0"])
+
+
+async def test_a_table_of_the_same_name_that_lacks_the_design_is_refused(
+    server: LocalServer, db: Client
+) -> None:
+    # The README Quick start's "Shop" has GSI1 only: the shop's status listing (GSI2) would
+    # fail on it with a 500 long after start-up. Both the app and the loader refuse it.
+    table = f"shop-{uuid.uuid4().hex[:12]}"
+    await db.create_table(
+        table, partition_key="PK", sort_key="SK", indexes=[GlobalIndex("GSI1", "GSI1PK", "GSI1SK")]
+    )
+    try:
+        app = create_app(Settings(endpoint_url=server.endpoint_url, table=table))
+        with pytest.raises(TableMismatch) as info:
+            async with app.router.lifespan_context(app):
+                pass
+        assert f"table {table!r} has no index 'GSI2'" in str(info.value)
+        assert "restart `asyncdyn local`" in str(info.value) and "SHOP_TABLE" in str(info.value)
+        loaded = bulk_load(server, "--table", table, "--customers", "1")
+        assert loaded.returncode == 2 and "has no index 'GSI2'" in loaded.stderr
+        assert "Traceback" not in loaded.stderr
+    finally:
+        await db.delete_table(table, wait=False)

@@ -466,6 +466,11 @@ def test_local_help_lists_only_its_own_options(capsys: pytest.CaptureFixture[str
     assert "--engine" in out and "--port" in out
     for meaningless in ("--endpoint-url", "--region", "--profile", "--concurrency"):
         assert meaningless not in out
+    # Its own exit statuses only: none of load's, export's or design check's.
+    assert "the port is in use" in out and "asyncdyn[local]" in out
+    assert "install_dynalite()" in out  # Node.js alone does not make dynalite the engine
+    for others in ("rejects file", "--resume", "design check", "--check"):
+        assert others not in out
     # load and export keep them.
     with pytest.raises(SystemExit):
         main(["load", "--help"])

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from asyncdyn import Client, ConditionalCheckFailed, Key, ResourceInUse, TableNotFound
+from asyncdyn import (
+    Client,
+    ConditionalCheckFailed,
+    InvalidExpression,
+    Key,
+    ResourceInUse,
+    StreamNotEnabled,
+    TableNotFound,
+)
 from asyncdyn.errors import error_from_response
 from asyncdyn.schema import KeySchema
 from asyncdyn.testing import ScriptedTransport, answer, error
@@ -63,8 +71,48 @@ async def test_table_in_use_names_the_table(client: Client, transport: ScriptedT
     assert info.value.table == "Orders"
     assert str(info.value) == (
         "table 'Orders' is being created, updated or deleted, or already exists: "
-        "ResourceInUseException (CreateTable)"
+        "ResourceInUseException (CreateTable) (use the existing one with db.table('Orders'), "
+        "or remove it first with db.delete_table('Orders'); a local server forgets its tables "
+        "when restarted)"
     )
+
+
+async def test_table_in_use_elsewhere_says_to_wait(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    transport.steps.append(error("ResourceInUseException", "Table is being updated"))
+    with pytest.raises(ResourceInUse) as info:
+        await client.delete_table("Orders", wait=False)
+    assert str(info.value).endswith(
+        ": Table is being updated (wait with db.table('Orders').wait_until_active() and try again)"
+    )
+
+
+async def test_table_not_found_says_what_to_check(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    # A new user's usual cause: another region or endpoint, or a restarted local server.
+    transport.steps.append(error(NOT_FOUND, "Requested resource not found"))
+    with pytest.raises(TableNotFound) as info:
+        await client.table("Orders").get({"PK": "a"})
+    assert "region and endpoint_url" in str(info.value)
+    assert "Client.create_table creates one" in str(info.value)
+    # An unknown index points at the table's description instead.
+    transport.steps.append(error(NOT_FOUND, "Invalid index: ByEmail for table: Users."))
+    with pytest.raises(TableNotFound) as info:
+        await client.table("Users").query_page(Key("email").eq("x"), index="ByEmail")
+    assert str(info.value).endswith("(Table.describe() lists the table's indexes)")
+    # Deleting a table that is not there: nothing to create.
+    transport.steps.append(error(NOT_FOUND, "Requested resource not found"))
+    with pytest.raises(TableNotFound) as info:
+        await client.delete_table("Orders", wait=False)
+    assert str(info.value).endswith("a local server forgets its tables when restarted)")
+
+
+def test_stream_not_enabled_says_how_to_enable_one() -> None:
+    message = str(StreamNotEnabled("Orders"))
+    assert message.startswith("table 'Orders' has no stream enabled")
+    assert "db.table('Orders').enable_stream()" in message
 
 
 def test_stream_is_named() -> None:
@@ -124,3 +172,34 @@ async def test_modify_gives_up_with_the_versions_of_its_last_race(
         await counters.modify({"PK": "C#1"}, lambda c: {**(c or {}), "n": 0}, attempts=2)
     assert (info.value.expected_version, info.value.stored_version) == (2, 3)
     assert "table 'Counters', key {'PK': 'C#1'}" in str(info.value)
+
+
+async def test_key_condition_on_a_non_key_attribute_is_refused_before_sending(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    # moto: "Query condition missed key schema element: PK", naming no table.
+    shop = client.table("Shop", key=("PK", "SK"))
+    with pytest.raises(InvalidExpression) as info:
+        await shop.query_page(Key("status").eq("PENDING"))
+    message = str(info.value)
+    assert message.startswith(
+        "Key('status') is not the partition key of table 'Shop' (key: PK, SK)"
+    )
+    assert "filter=Attr('status')" in message and "Key('PK').eq(value)" in message
+    with pytest.raises(InvalidExpression, match="the table has the sort key 'SK'"):
+        await shop.query_page(Key("PK").eq("a") & Key("status").eq("x"))
+    with pytest.raises(InvalidExpression, match="the table has no sort key"):
+        await client.table("Users", key=("PK",)).query_page(Key("PK").eq("a") & Key("SK").eq("x"))
+    assert transport.requests == []  # nothing was sent
+
+
+async def test_key_condition_is_left_to_the_server_when_the_key_is_unknown(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    transport.steps.append(answer({"Items": []}))
+    await client.table("Shop").query_page(Key("status").eq("PENDING"))  # no DescribeTable
+    transport.steps.append(answer({"Items": []}))
+    shop = client.table("Shop", key=("PK", "SK"))
+    # An index's key is the server's to check: it may span several attributes.
+    await shop.query_page(Key("status").eq("PENDING"), index="ByStatus")
+    assert transport.operations == ["Query", "Query"]

@@ -178,3 +178,27 @@ def test_expires_at_and_is_expired() -> None:
     assert not is_expired({"ttl": "10"}, "ttl", now=11)  # not a number: never deleted
     assert not is_expired({"ttl": True}, "ttl", now=11)
     assert not is_expired({}, "ttl", now=11)
+
+
+async def test_cancellation_names_the_failed_actions_tables_and_keys(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    # DynamoDB's message is a list of codes: "... [None, ConditionalCheckFailed]".
+    orders, users = client.table("Orders", key=("PK", "SK")), client.table("Users")
+    actions = [
+        users.tx_update({"PK": "u1"}, Attr("n").add(1)),
+        orders.tx_put(
+            {"PK": "C#1", "SK": "O#7", "secret": "s3cr3t"}, condition=Attr("PK").not_exists()
+        ),
+        users.tx_check({"PK": "u2"}, Attr("n").exists()),
+    ]
+    transport.steps = [canceled("None", "ConditionalCheckFailed", "ConditionalCheckFailed")]
+    with pytest.raises(TransactionCanceled) as raised:
+        await client.transact_write(actions)
+    message = str(raised.value)
+    assert message.startswith(
+        "transaction cancelled by actions[1] (Put on 'Orders', key {'PK': 'C#1', 'SK': 'O#7'}): "
+        "ConditionalCheckFailed; actions[2] (ConditionCheck on 'Users', key {'PK': 'u2'}): "
+        "ConditionalCheckFailed - TransactionCanceledException (TransactWriteItems)"
+    )
+    assert "s3cr3t" not in message and "u1" not in message  # keys only, failed actions only

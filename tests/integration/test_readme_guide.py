@@ -44,11 +44,12 @@ async def test_every_guide_block_runs(
 ) -> None:
     blocks = guide_blocks()
     titles = [title for title, _ in blocks]
-    assert len(blocks) == 10 and "Single-table design: the entity layer" in titles
+    assert len(blocks) == 11 and "Single-table design: the entity layer" in titles
 
     moto = server.kind == "moto"
     orders = await make_table(stream="NEW_AND_OLD_IMAGES" if moto else None)
     checkpoints = await make_table()
+    articles = await make_table()
     shop = f"t-{uuid.uuid4().hex[:16]}"
     given: dict[str, Any] = {
         **{name: getattr(asyncdyn, name) for name in asyncdyn.__all__},
@@ -77,6 +78,7 @@ async def test_every_guide_block_runs(
             code = (
                 code.replace('"Orders"', f'"{orders.name}"')
                 .replace('"Checkpoints"', f'"{checkpoints.name}"')
+                .replace('"Articles"', f'"{articles.name}"')
                 .replace('Design("Shop"', f'Design("{shop}"')
             )
             if title == "Streams":
@@ -102,6 +104,9 @@ async def test_every_guide_block_runs(
     assert [o.order_id for o in results["Single-table design: the entity layer"]["orders"]] == [
         "001"
     ]
+    cost = results["Cost and scale: large items, an item cache, hot keys"]
+    assert cost["first"] == cost["again"] and len(cost["again"]["body"]) == 100_000
+    assert db.stats().cache_hits == 1
     if moto:
         assert results["Transactions, optimistic locking, TTL"]["doc"]["views"] == 1
         assert results["Streams"]["rec"].event == "INSERT"

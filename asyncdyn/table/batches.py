@@ -14,6 +14,8 @@ from ..batch import (
     Identity,
     Lane,
     Outcome,
+    Prepare,
+    Prerequisite,
     aligned,
     delete_entry,
     fetch_all,
@@ -27,6 +29,7 @@ from ..batch import (
 from ..errors import (
     UnprocessedKeysError,
 )
+from ..large import LargeAttributes
 from .core import (
     Attributes,
     Item,
@@ -205,8 +208,13 @@ class Batches(TableCore):
 
     def _write_lane(self, key_names: tuple[str, ...], rate: float | None) -> Lane:
         """The lane of this table's batch writes; with an item cache, it drops the entry of
-        every key it writes (``BatchWriter`` calls it before and after each request)."""
+        every key it writes (``BatchWriter`` calls it before and after each request); with
+        large attributes, it compresses each put and offloads what its size calls for."""
         lane = write_lane(self._client._batch, self.name, key_names, rate=rate)
+        large = self._large
+        if large is not None:
+            large.check_key(key_names, self.name)
+            lane.prepare = self._batch_prepare(large, key_names)
         cache = self._cache
         if cache is not None:
             # Lane identities follow the schema's key order; the cache's, sorted names.
@@ -218,3 +226,19 @@ class Batches(TableCore):
 
             lane.invalidate = invalidate
         return lane
+
+    def _batch_prepare(self, large: LargeAttributes, key_names: tuple[str, ...]) -> Prepare:
+        """How a batch put of this table is written: compressed, and its offloaded
+        attributes, when the item is over their threshold, replaced by references to
+        objects the writer uploads before the request joins a BatchWriteItem. BatchWriteItem
+        returns no old image: objects a put supersedes (and those of a delete) are left for
+        ``remove_superseded`` or a bucket sweep (docs/large-items.md)."""
+        if not large.offload:
+            return lambda item: (large.prepare(item), None)
+        store = self._client._offload_store
+        name = self.name
+
+        def prepare(item: Mapping[str, Any]) -> tuple[Mapping[str, Any], Prerequisite | None]:
+            return large.plan(store(), name, key_names, large.prepare(item))
+
+        return prepare

@@ -34,6 +34,7 @@ from asyncdyn import (
     S3Offload,
     Table,
     TableNotFound,
+    UnprocessedItemsError,
     remove_superseded,
 )
 from asyncdyn.local import LocalServer
@@ -340,6 +341,62 @@ async def test_conditions_on_offloaded_attributes_are_refused_before_sending(
         await table.update(key, Attr("blob").set(b"y"))
     with pytest.raises(InvalidExpression, match="blob"):
         await table.delete(key, condition="attribute_exists(blob)")
+
+
+async def test_batch_write_offloads_1_mb_attributes(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    big = {f"DOC#{i}": os.urandom(MB) for i in range(3)}
+    puts = [{"PK": pk, "SK": "V", "blob": blob} for pk, blob in big.items()]
+    puts += [{"PK": "DOC#s1", "SK": "V", "blob": b"small"}, {"PK": "DOC#s2", "SK": "V"}]
+
+    await table.batch_write(puts=puts)
+
+    stored = await objects(s3, bucket)
+    for pk, blob in big.items():
+        digest = hashlib.sha256(blob).hexdigest()
+        path = f"offload/{table.name}/{pk.replace('#', '%23')}/V/blob/{digest}"
+        assert stored[path] == blob
+        raw = await raw_item(db, table, {"PK": pk, "SK": "V"})
+        assert raw["blob"]["M"]["key"] == {"S": path}
+    assert len(stored) == 3
+    assert (await raw_item(db, table, {"PK": "DOC#s1", "SK": "V"}))["blob"] == {"B": "c21hbGw="}
+    got = await table.batch_get([{"PK": p["PK"], "SK": "V"} for p in puts])
+    assert got == puts
+
+
+async def test_the_writer_offloads_20_items_and_reports_a_failed_upload(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table()
+    # Two attributes to two buckets: "bad" goes to one that does not exist, so only the
+    # items big enough to offload it fail -- the others are written.
+    table = db.table(
+        made.name,
+        large=LargeAttributes(
+            offload={
+                "blob": S3Offload(bucket, "w/", threshold=100_000),
+                "bad": S3Offload(f"missing-{uuid.uuid4().hex[:8]}", threshold=100_000),
+            }
+        ),
+    )
+    items = [{"PK": f"DOC#{i:02d}", "SK": "V", "blob": os.urandom(MB)} for i in range(20)]
+    doomed = {"PK": "DOC#bad", "SK": "V", "bad": os.urandom(300_000)}
+
+    with pytest.raises(UnprocessedItemsError) as caught:
+        async with table.writer() as w:
+            for item in [*items[:10], doomed, *items[10:]]:
+                await w.put(item)
+
+    assert caught.value.puts == [doomed] and not caught.value.maybe_applied
+    ((failed, cause),) = caught.value.failures
+    assert failed == doomed and isinstance(cause, OffloadError)
+    assert cause.item_key == {"PK": "DOC#bad", "SK": "V"} and cause.attribute == "bad"
+    assert w.stats.written == 20 and w.stats.unprocessed == 1
+    assert len(await objects(s3, bucket)) == 20
+    got = await table.batch_get([{"PK": i["PK"], "SK": "V"} for i in [*items, doomed]])
+    assert got == [*items, None]
 
 
 @pytest.mark.moto_only

@@ -196,6 +196,17 @@ class LargeAttributes:
             await uploads.run()
         return out, self.references(out), uploads
 
+    def offloadable(self, item: Mapping[str, Any]) -> set[str]:
+        """The attributes of ``item`` (prepared) that may go to S3 (offloaded, a str or
+        bytes), each checked as encoding would (``InvalidItem`` for a lone surrogate)."""
+        found = set()
+        for name in self.offload:
+            value = item.get(name)
+            if isinstance(value, str | bytes | bytearray):
+                _value_size(name, value)
+                found.add(name)
+        return found
+
     def plan(
         self,
         store: S3Store,

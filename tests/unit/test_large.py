@@ -25,6 +25,7 @@ from asyncdyn import (
     LargeAttributes,
     OffloadError,
     S3Offload,
+    TransactionCanceled,
     UnprocessedItemsError,
     compression,
 )
@@ -32,8 +33,9 @@ from asyncdyn.compression import compress_value, decompress_value
 from asyncdyn.credentials import StaticCredentials
 from asyncdyn.model import Design, Entity, field
 from asyncdyn.offload import DEFAULT_THRESHOLD, S3Store, object_key
-from asyncdyn.testing import ScriptedTransport, answer
+from asyncdyn.testing import ScriptedTransport, answer, error
 
+MB = 1024 * 1024
 TEXT = "a line of text that repeats, as logs and HTML do. " * 200
 
 
@@ -441,3 +443,83 @@ async def test_the_writer_holds_no_more_uploads_than_it_runs(
     await third
     await w.close()
     assert w.stats.written == 3 and len(store.objects) == 3
+
+
+async def test_tx_put_uploads_before_the_transaction_is_sent(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    blob = os.urandom(MB)
+
+    def commit(headers: Mapping[str, str], body: bytes) -> Any:
+        events.append("commit")
+        return answer({})
+
+    transport.steps = [commit]
+    action = table.tx_put({"PK": "D1", "blob": blob, "n": 1})
+    assert events == []  # nothing goes to S3 until the transaction runs
+    await client.transact_write([action, table.tx_update({"PK": "D2"}, Attr("n").add(1))])
+
+    digest = hashlib.sha256(blob).hexdigest()
+    assert events == [f"upload off/Docs/D1/blob/{digest}", "commit"]
+    put = transport.payloads[0]["TransactItems"][0]["Put"]
+    assert put["Item"]["blob"]["M"]["key"] == {"S": f"off/Docs/D1/blob/{digest}"}
+    assert put["Item"]["n"] == {"N": "1"}
+    assert store.objects == {("bkt", f"off/Docs/D1/blob/{digest}"): blob}
+
+
+async def test_a_cancelled_transaction_deletes_only_uploads_nothing_refers_to(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    live, fresh = os.urandom(MB), os.urandom(MB)
+    live_key = f"off/Docs/D2/blob/{hashlib.sha256(live).hexdigest()}"
+    live_reference = {
+        "M": {
+            "bucket": {"S": "bkt"},
+            "key": {"S": live_key},
+            "sha256": {"S": hashlib.sha256(live).hexdigest()},
+            "size": {"N": str(MB)},
+            "codec": {"S": "B"},
+        }
+    }
+    cancelled = error(
+        "TransactionCanceledException",
+        "Transaction cancelled",
+        CancellationReasons=[
+            {"Code": "None"},
+            {"Code": "ConditionalCheckFailed", "Item": {"PK": {"S": "D2"}, "blob": live_reference}},
+        ],
+    )
+    # D1: no item came back, so it is read (and it has none of ours); D2: the item that
+    # failed the condition refers to the live bytes, which this put wrote again.
+    transport.steps = [cancelled, answer({"Item": {"PK": {"S": "D1"}}})]
+    with pytest.raises(TransactionCanceled):
+        await client.transact_write(
+            [
+                table.tx_put({"PK": "D1", "blob": fresh}),
+                table.tx_put(
+                    {"PK": "D2", "blob": live},
+                    condition=Attr("n").eq(1),
+                    returns_on_failure="ALL_OLD",
+                ),
+            ]
+        )
+    assert transport.operations == ["TransactWriteItems", "GetItem"]
+    assert transport.payloads[1]["ConsistentRead"] is True
+    assert list(store.objects) == [("bkt", live_key)]  # the orphan went, the live one stays
+
+
+async def test_a_refused_upload_sends_no_transaction(
+    client: Client, transport: ScriptedTransport, store: FakeStore
+) -> None:
+    table = blob_table(client)
+    store.fail = {"/D1/"}
+    with pytest.raises(OffloadError, match="DynamoDB was not written"):
+        await client.transact_write([table.tx_put({"PK": "D1", "blob": os.urandom(MB)})])
+    assert transport.requests == []
+    # Checked when the action is built, not when it runs.
+    with pytest.raises(InvalidItem, match="surrogate"):
+        table.tx_put({"PK": "D1", "blob": "\ud800" * 500_000})
+    with pytest.raises(InvalidExpression, match="blob"):
+        table.tx_put({"PK": "D1", "blob": b"x"}, condition=Attr("blob").exists())

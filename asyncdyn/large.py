@@ -1,7 +1,8 @@
 """Large attributes: which attributes of a table's items are compressed inside the item
 (``asyncdyn.compression``) and which are offloaded to S3 with a reference in it
-(``asyncdyn.offload``), and what that means on each path: every write compresses, ``put``
-offloads (uploads before the write, superseded objects deleted after it), every read
+(``asyncdyn.offload``), and what that means on each path: every write compresses and
+offloads (uploads before the write; ``put`` and ``delete`` also delete superseded objects
+after it, from the old image that batch writes and transactions do not get), every read
 decompresses and reads offloaded values back, and no condition or filter may use them.
 
 Two tools from the DynamoDB playbook for items that grow: compress big text (a smaller

@@ -523,3 +523,37 @@ async def test_a_refused_upload_sends_no_transaction(
         table.tx_put({"PK": "D1", "blob": "\ud800" * 500_000})
     with pytest.raises(InvalidExpression, match="blob"):
         table.tx_put({"PK": "D1", "blob": b"x"}, condition=Attr("blob").exists())
+
+
+async def test_a_writer_cancelled_while_uploading_reports_those_puts_unsent(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    transport.default = recording(events)
+    store.gate = asyncio.Event()  # never set: the uploads hang
+    big = {"PK": "BIG", "blob": os.urandom(400_000)}
+    w = table.writer()
+
+    async def body() -> None:
+        async with w:
+            await w.put({"PK": "SMALL", "blob": b"x"})
+            await w.put(big)
+
+    task = asyncio.create_task(body())
+    await until_true(lambda: bool(w._uploads))
+    # Closing sends what is ready and waits for the upload; cancelled, it stops at once.
+    await until_true(lambda: w._closed and w.stats.written == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert w.unwritten is not None
+    assert w.unwritten.puts == [big] and not w.unwritten.maybe_applied
+    assert events == ["write SMALL"] and store.objects == {}
+
+
+async def until_true(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")

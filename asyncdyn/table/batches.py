@@ -164,6 +164,11 @@ class Batches(TableCore):
         If some requests still cannot be written, ``UnprocessedItemsError`` lists exactly
         those; all the others are written. ``rate`` caps this call at that many items per
         second. Needs the table's key schema (one DescribeTable per client).
+
+        With large attributes (``asyncdyn.large``) every put is compressed, and offloaded
+        values go to S3 before their request is sent: a put whose upload fails is listed
+        in ``UnprocessedItemsError`` (``failures`` gives its ``OffloadError``). Objects that
+        a put or delete supersedes are not deleted (no old image): ``remove_superseded``.
         """
         schema = await self.key_schema()
         lane = self._write_lane(schema.names, rate)
@@ -190,7 +195,9 @@ class Batches(TableCore):
         ``max_concurrency``); ``buffer`` the requests queued or in flight before ``put``
         waits (default: two chunks per slot); ``rate`` caps it at that many items per
         second; ``skip_invalid`` records bad items in ``w.rejected`` instead of raising.
-        See ``BatchWriter``.
+        Offloaded values are uploaded in the background, at most ``max_in_flight`` at once
+        (``put`` waits beyond that), each request sent once its uploads are done, as in
+        ``batch_write``. See ``BatchWriter``.
         """
         in_flight = self._client.max_concurrency if max_in_flight is None else max_in_flight
 

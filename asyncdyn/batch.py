@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -28,7 +29,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -36,6 +37,7 @@ from .errors import (
     AsyncDynError,
     ConfigurationError,
     InvalidItem,
+    OffloadError,
     OutcomeUnknown,
     RetriesExhausted,
     Throttled,
@@ -132,6 +134,21 @@ def _error_at(exc: InvalidItem, where: str) -> InvalidItem:
     return error
 
 
+class Prerequisite(Protocol):
+    """Work a write request waits for before it may be sent: the S3 uploads of its
+    offloaded attributes (``asyncdyn.offload.Uploads``). If ``run`` fails, the request is
+    reported unwritten with that error and never sent."""
+
+    async def run(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+# A table's way of turning an item into what is written (compressed, offloaded attributes
+# replaced by references: ``asyncdyn.large``), and what must be done before sending it.
+Prepare = Callable[[Mapping[str, Any]], tuple[Mapping[str, Any], Prerequisite | None]]
+
+
 class Lane:
     """One table's side of a batch call: its name, key names, extra request fields, limits.
 
@@ -139,7 +156,16 @@ class Lane:
     ``limits`` are the rate limiters a request waits on (the adaptive one and a fixed cap).
     """
 
-    __slots__ = ("adaptive", "fields", "invalidate", "key_names", "limits", "name", "strip")
+    __slots__ = (
+        "adaptive",
+        "fields",
+        "invalidate",
+        "key_names",
+        "limits",
+        "name",
+        "prepare",
+        "strip",
+    )
 
     def __init__(
         self,
@@ -162,6 +188,8 @@ class Lane:
         self.strip = tuple(strip)
         # Writes only: drops a written key from the table's item cache (``None``: none).
         self.invalidate: Callable[[Identity], None] | None = None
+        # Writes only: the table's large attributes (``None``: items go as they are).
+        self.prepare: Prepare | None = None
 
     async def acquire(self, n: int, budget: RetryBudget) -> float:
         """Wait for the rate limits; returns the time the request was scheduled, to give
@@ -247,6 +275,8 @@ class _Write:
     position: int = -1  # among a writer's inputs; -1 outside a writer
     seq: int = 0  # order of acceptance by a writer (a flush waits for those before it)
     maybe_applied: bool = False  # sent, and no answer came back: it may have been applied
+    # Its S3 uploads, while they are not done: the request is not sent until then.
+    prerequisite: Prerequisite | None = None
 
 
 E = TypeVar("E", _Get, _Write)
@@ -661,9 +691,15 @@ def write_lane(
 
 
 def put_entry(lane: Lane, item: Mapping[str, Any], where: str) -> _Write:
-    """Encode and check one put; ``InvalidItem`` names ``where`` (``puts[3]``)."""
+    """Encode and check one put; ``InvalidItem`` names ``where`` (``puts[3]``). A table
+    with large attributes prepares the item first: compressed, and its offloaded attributes
+    replaced by references to objects that ``prerequisite`` uploads."""
+    stored: Mapping[str, Any] = item
+    prerequisite: Prerequisite | None = None
     try:
-        wire = encode_item(item)
+        if lane.prepare is not None:
+            stored, prerequisite = lane.prepare(item)
+        wire = encode_item(stored)
         identity = key_identity(wire, lane.key_names)
     except InvalidItem as exc:
         raise _error_at(exc, where) from None
@@ -676,7 +712,9 @@ def put_entry(lane: Lane, item: Mapping[str, Any], where: str) -> _Write:
     except ValueError as exc:
         raise InvalidItem(str(exc), where) from None
     raw = orjson.dumps({"PutRequest": {"Item": wire}})
-    return _Write(lane, identity, orjson.Fragment(raw), len(raw), item, True)
+    entry = _Write(lane, identity, orjson.Fragment(raw), len(raw), item, True)
+    entry.prerequisite = prerequisite
+    return entry
 
 
 def delete_entry(lane: Lane, key: Mapping[str, Any], where: str) -> _Write:
@@ -687,6 +725,9 @@ def delete_entry(lane: Lane, key: Mapping[str, Any], where: str) -> _Write:
 
 
 _NONE = float("inf")  # the sequence number of the oldest unsettled request when there is none
+# What a request's own uploads raise (``OffloadError``): named as the cause only when no
+# DynamoDB error stopped a request too.
+_PREREQUISITE_ERRORS: tuple[type[BaseException], ...] = (OffloadError,)
 
 
 class BatchWriter:
@@ -761,6 +802,13 @@ class BatchWriter:
         self._draining = 0  # flushes under way: partial chunks go out while there is one
         self._closed = False
         self._aborted = False
+        # Requests in the buffer whose S3 uploads are not done (``_Write.prerequisite``):
+        # queued, or running in ``_uploads``, at most ``max_in_flight`` at once. A request
+        # keeps its place in the buffer meanwhile, so order, flushes and replacement by a
+        # later request for its key work as for any other.
+        self._unready = 0
+        self._to_upload: deque[_Write] = deque()
+        self._uploads: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> BatchWriter:
         await self._ready()
@@ -814,7 +862,11 @@ class BatchWriter:
 
     async def _room(self) -> None:
         limit = self._limit
-        while limit is not None and len(self._buffer) + self._in_flight_count >= limit:
+        # Requests waiting for their uploads hold their values (megabytes each): no more
+        # of them than uploads can run at once, whatever the buffer's size.
+        while (
+            limit is not None and len(self._buffer) + self._in_flight_count >= limit
+        ) or self._unready >= self._max_in_flight:
             self._pump()
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -832,6 +884,8 @@ class BatchWriter:
         self._accepted += 1
         entry.seq = self._accepted
         replaced = self._buffer.pop(entry.identity, None)
+        if replaced is not None and replaced.prerequisite is not None:
+            self._unready -= 1  # its upload, if running, ends unheeded
         if replaced is None:
             failed = self._failed.pop(entry.identity, None)
             if failed is not None:
@@ -843,20 +897,64 @@ class BatchWriter:
             if self.on_acknowledged is not None:
                 self.on_acknowledged([replaced.position])
         self._buffer[entry.identity] = entry
+        if entry.prerequisite is not None:
+            self._unready += 1
+            self._to_upload.append(entry)
+            self._start_uploads()
         self._pump()
+
+    # -- uploads (offloaded attributes) ----------------------------------------------------
+
+    def _start_uploads(self) -> None:
+        while self._to_upload and len(self._uploads) < self._max_in_flight and not self._aborted:
+            entry = self._to_upload.popleft()
+            if self._buffer.get(entry.identity) is not entry:
+                continue  # replaced by a later request while it waited: never uploaded
+            task = asyncio.get_running_loop().create_task(self._upload(entry))
+            self._uploads.add(task)
+            task.add_done_callback(self._uploads.discard)
+
+    async def _upload(self, entry: _Write) -> None:
+        """Upload ``entry``'s objects; then it may be sent. If S3 fails, the request is
+        reported unwritten with the ``OffloadError`` (never sent, so never applied) and
+        the others go on. Cancelled (an abort), it stays in the buffer, reported unsent."""
+        prerequisite = entry.prerequisite
+        assert prerequisite is not None
+        error: Exception | None = None
+        try:
+            await prerequisite.run()
+        except Exception as exc:
+            error = exc
+        live = self._buffer.get(entry.identity) is entry
+        if live:
+            self._unready -= 1
+            if error is None:
+                prerequisite.release()
+                entry.prerequisite = None
+            else:
+                del self._buffer[entry.identity]
+                self.stats.unprocessed += 1
+                self._failed[entry.identity] = (entry, error)
+        task = asyncio.current_task()
+        if task is not None:
+            self._uploads.discard(task)
+        self._start_uploads()
+        self._pump()
+        self._wake()
 
     # -- sending ---------------------------------------------------------------------------
 
     def _take(self) -> list[_Write]:
         """The next chunk: up to 25 requests within 16 MB, none for a key already in flight.
         Only a full chunk unless a flush is under way; nothing once the writer was aborted."""
-        if self._aborted or (not self._draining and len(self._buffer) < MAX_WRITE_REQUESTS):
+        ready = len(self._buffer) - self._unready
+        if self._aborted or not ready or (not self._draining and ready < MAX_WRITE_REQUESTS):
             return []
         chunk: list[_Write] = []
         size = _ENVELOPE_BYTES
         full = False
         for identity, entry in self._buffer.items():
-            if identity in self._in_flight:
+            if identity in self._in_flight or entry.prerequisite is not None:
                 continue
             if size + entry.size > MAX_REQUEST_BYTES:
                 full = True  # as full as 16 MB allows
@@ -1013,7 +1111,7 @@ class BatchWriter:
     async def _abort(self) -> None:
         """Cancel every chunk in flight and wait until each has recorded what it left."""
         self._aborted = True
-        tasks = list(self._tasks)
+        tasks = [*self._tasks, *self._uploads]
         for task in tasks:
             task.cancel()
         interrupted: BaseException | None = None
@@ -1030,8 +1128,13 @@ class BatchWriter:
         the error to raise; ``None`` when there is nothing. Takes it out of the writer."""
         failed = list(self._failed.values())
         self._failed = {}
-        error = failed[0][1] if failed else None
+        # The cause: DynamoDB's refusal before an S3 failure, when both happened.
+        errors = [e for _, e in failed if e is not None]
+        error = next((e for e in errors if not isinstance(e, _PREREQUISITE_ERRORS)), None)
+        if error is None and errors:
+            error = errors[0]
         entries = [entry for entry, _ in failed]
+        causes = {id(entry): e for entry, e in failed if e is not None}
         if self._buffer:  # left only by an abort: never sent, so never applied
             self.stats.unprocessed += len(self._buffer)
             entries.extend(self._buffer.values())
@@ -1040,7 +1143,7 @@ class BatchWriter:
         if not entries:
             return None
         entries.sort(key=lambda entry: entry.seq)
-        report = _unprocessed(entries, error)
+        report = _unprocessed(entries, error, causes)
         report.__cause__ = error
         return report
 
@@ -1052,22 +1155,31 @@ def _invalidate(entries: Iterable[_Write]) -> None:
             invalidate(entry.identity)
 
 
-def _unprocessed(failed: Iterable[_Write], error: BaseException | None) -> UnprocessedItemsError:
+def _unprocessed(
+    failed: Iterable[_Write],
+    error: BaseException | None,
+    causes: Mapping[int, BaseException] | None = None,
+) -> UnprocessedItemsError:
     puts: list[dict[str, Any]] = []
     deletes: list[dict[str, Any]] = []
     maybe_puts: list[dict[str, Any]] = []
     maybe_deletes: list[dict[str, Any]] = []
+    failures: list[tuple[dict[str, Any], BaseException]] = []
     for entry in failed:
         value = dict(entry.source)
         (puts if entry.is_put else deletes).append(value)
         if entry.maybe_applied:
             (maybe_puts if entry.is_put else maybe_deletes).append(value)
+        cause = None if causes is None else causes.get(id(entry))
+        if cause is not None:
+            failures.append((value, cause))
     return UnprocessedItemsError(
         puts,
         deletes,
         "" if error is None else f"last error: {error}",
         maybe_puts=maybe_puts,
         maybe_deletes=maybe_deletes,
+        failures=failures,
     )
 
 

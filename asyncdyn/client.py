@@ -471,6 +471,13 @@ class Client:
                 and action.table not in key_names
             ):
                 key_names[action.table] = (await self.table(action.table).key_schema()).names
+        # Puts with offloaded attributes, made final now that their keys are known.
+        listed = [
+            action.stage(key_names[action.table])
+            if isinstance(action, TxAction) and action.stage is not None
+            else action
+            for action in listed
+        ]
         check_actions(listed, key_names)
         extra = (
             {}

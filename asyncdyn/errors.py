@@ -555,7 +555,9 @@ class UnprocessedItemsError(AsyncDynError):
     cancelled, or whose answer was lost on the network. They may already be applied;
     resending them is still safe, as a put or delete is idempotent. The others were never
     applied: never sent, or left unprocessed or refused by DynamoDB. ``maybe_applied`` is
-    true when there is any. The error that stopped them, if any, is the ``__cause__``.
+    true when there is any. The error that stopped them, if any, is the ``__cause__``;
+    ``failures`` pairs each request (the same objects) with the error that stopped it, when
+    one did: an ``OffloadError`` for a put whose S3 upload failed (it was never sent).
     """
 
     def __init__(
@@ -566,8 +568,10 @@ class UnprocessedItemsError(AsyncDynError):
         *,
         maybe_puts: list[dict[str, Any]] | None = None,
         maybe_deletes: list[dict[str, Any]] | None = None,
+        failures: list[tuple[dict[str, Any], BaseException]] | None = None,
     ) -> None:
         self.puts = puts
+        self.failures = failures if failures is not None else []
         self.deletes = deletes
         self.maybe_puts = maybe_puts if maybe_puts is not None else []
         self.maybe_deletes = maybe_deletes if maybe_deletes is not None else []

@@ -1,7 +1,8 @@
 """Large attributes: which attributes of a table's items are compressed inside the item
 (``asyncdyn.compression``) and which are offloaded to S3 with a reference in it
-(``asyncdyn.offload``), and what that means on each path: every write compresses, ``put``
-offloads (uploads before the write, superseded objects deleted after it), every read
+(``asyncdyn.offload``), and what that means on each path: every write compresses and
+offloads (uploads before the write; ``put`` and ``delete`` also delete superseded objects
+after it, from the old image that batch writes and transactions do not get), every read
 decompresses and reads offloaded values back, and no condition or filter may use them.
 
 Two tools from the DynamoDB playbook for items that grow: compress big text (a smaller
@@ -13,14 +14,14 @@ its ``field(compress=True)`` / ``field(offload=S3Offload(...))`` fields.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .compression import Codec, check_codec, compress_value, decompress_value
 from .errors import ConfigurationError, InvalidExpression, InvalidItem
 from .expressions import Condition, Placeholders, Update
 from .marshal import item_size
-from .offload import Offloaded, S3Offload, S3Store, is_reference, object_key, together
+from .offload import Offloaded, S3Offload, S3Store, Uploads, is_reference, object_key, together
 
 __all__ = ["LargeAttributes"]
 
@@ -187,14 +188,43 @@ class LargeAttributes:
         table: str,
         key_names: Sequence[str],
         item: Mapping[str, Any],
-    ) -> tuple[Mapping[str, Any], set[tuple[str, str]]]:
-        """``item`` (prepared) with each offloaded attribute that its size calls for uploaded
-        and replaced by its reference, largest first until the item is under the threshold;
-        and the objects the new item refers to. Uploads run concurrently; if one fails,
-        ``OffloadError`` is raised and nothing is written to DynamoDB."""
-        if not self.offload:
-            return item, set()
-        key = {n: item[n] for n in key_names if n in item}
+    ) -> tuple[Mapping[str, Any], set[tuple[str, str]], Uploads | None]:
+        """``plan``, then its uploads: if one fails, ``OffloadError`` is raised and nothing
+        is written to DynamoDB. Returns the item to write, the objects it refers to, and
+        the uploads done (to discard after a failed write)."""
+        out, uploads = self.plan(store, table, key_names, item)
+        if uploads is not None:
+            await uploads.run()
+        return out, self.references(out), uploads
+
+    def offloadable(self, item: Mapping[str, Any]) -> set[str]:
+        """The attributes of ``item`` (prepared) that may go to S3 (offloaded, a str or
+        bytes), each checked as encoding would (``InvalidItem`` for a lone surrogate)."""
+        found = set()
+        for name in self.offload:
+            value = item.get(name)
+            if isinstance(value, str | bytes | bytearray):
+                _value_size(name, value)
+                found.add(name)
+        return found
+
+    def plan(
+        self,
+        store: S3Store,
+        table: str,
+        key_names: Sequence[str],
+        item: Mapping[str, Any],
+        current: Callable[[], Awaitable[Mapping[str, Any] | None]] | None = None,
+    ) -> tuple[Mapping[str, Any], Uploads | None]:
+        """``item`` (prepared) with each offloaded attribute that its size calls for
+        replaced by its reference, largest first until the item is under the threshold;
+        and the uploads that must be done before it is written (``None``: nothing to
+        upload). Synchronous, so that every write path decides the same way at once: the
+        batch engine and transactions upload later, before sending. An item without all
+        its key attributes is left as it is (encoding it reports that)."""
+        if not self.offload or any(n not in item for n in key_names):
+            return item, None
+        key = {n: item[n] for n in key_names}
         # A candidate's size is its name and its bytes (as DynamoDB counts S and B): the
         # rest of the item is sized once, without encoding megabytes for nothing.
         sized = [
@@ -202,11 +232,13 @@ class LargeAttributes:
             for name in self.offload
             if isinstance(item.get(name), str | bytes | bytearray)
         ]
+        if not sized:
+            return item, None
         candidates = {name for _, name in sized}
         size = item_size({n: v for n, v in item.items() if n not in candidates})
         size += sum(attribute_size for attribute_size, _ in sized)
         out = dict(item)
-        uploads: list[tuple[str, str, bytes, str]] = []
+        objects: list[tuple[str, str, bytes, str]] = []
         for attribute_size, name in sorted(sized, reverse=True):
             spec = self.offload[name]
             if size <= spec.threshold:
@@ -224,15 +256,10 @@ class LargeAttributes:
             }
             out[name] = reference
             size -= attribute_size - item_size({name: reference})
-            uploads.append((spec.bucket, path, body, name))
-        if uploads:
-            await together(
-                [
-                    store.put(bucket, path, body, item_key=key, attribute=name)
-                    for bucket, path, body, name in uploads
-                ]
-            )
-        return out, self.references(out)
+            objects.append((spec.bucket, path, body, name))
+        if not objects:
+            return item, None
+        return out, Uploads(store, key, objects, current)
 
     def references(self, item: Mapping[str, Any] | None) -> set[tuple[str, str]]:
         """The S3 objects ``item`` (decoded, or prepared for writing) refers to."""

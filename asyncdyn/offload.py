@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 from base64 import urlsafe_b64encode
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -32,6 +32,7 @@ __all__ = [
     "Offloaded",
     "S3Offload",
     "S3Store",
+    "Uploads",
     "is_reference",
     "load_all",
     "object_key",
@@ -383,6 +384,70 @@ async def together(calls: list[Awaitable[Any]]) -> list[Any]:
 
 async def _awaited(call: Awaitable[Any]) -> Any:
     return await call
+
+
+class Uploads:
+    """The objects one write will refer to, to upload before it is sent (``run``), and to
+    delete again when the write failed and the item, as it stands, does not refer to them
+    (``discard``): the batch engine, the writer and transactions hold one per offloading
+    request until its uploads are done.
+
+    ``objects``: ``(bucket, key, body, attribute)``; ``item_key`` names the item in errors;
+    ``current`` reads the item as it stands now (consistently), for a failure that did not
+    return it."""
+
+    __slots__ = ("current", "item_key", "objects", "store")
+
+    def __init__(
+        self,
+        store: S3Store,
+        item_key: Mapping[str, Any],
+        objects: list[tuple[str, str, bytes, str]],
+        current: Callable[[], Awaitable[Mapping[str, Any] | None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.item_key = item_key
+        self.objects = objects
+        self.current = current
+
+    @property
+    def keys(self) -> set[tuple[str, str]]:
+        """The ``(bucket, key)`` of each object."""
+        return {(bucket, key) for bucket, key, _, _ in self.objects}
+
+    async def run(self) -> None:
+        """Upload every object, concurrently (each holds a slot of the store's limiter);
+        the first failure raises ``OffloadError`` naming the object, item and attribute."""
+        store, key = self.store, self.item_key
+        calls: list[Awaitable[None]] = [
+            store.put(bucket, path, body, item_key=key, attribute=name)
+            for bucket, path, body, name in self.objects
+        ]
+        await (calls[0] if len(calls) == 1 else together(calls))
+
+    def release(self) -> None:
+        """Forget the bodies once uploaded (a writer may hold the request a while longer);
+        their keys stay, for ``discard``."""
+        self.objects = [(bucket, key, b"", name) for bucket, key, _, name in self.objects]
+
+    async def discard(self, current: Mapping[str, Any] | None, *, seen: bool) -> int:
+        """After a failed write: delete the objects that the item as it stands (``current``,
+        when ``seen``; otherwise read now, if this knows how) does not refer to. An object
+        it refers to is live (the same bytes were written before: the key is their hash),
+        and without a sight of the item nothing is deleted: orphans cost storage, a deleted
+        live object would cost data. Returns how many went."""
+        if not seen:
+            if self.current is None:
+                return 0
+            try:
+                current = await self.current()
+            except Exception as exc:  # the write's own error is what the caller needs
+                _log.warning("asyncdyn: uploads of a failed write left in S3: %s", exc)
+                return 0
+        orphans = self.keys - _objects_of(current)
+        if not orphans:
+            return 0
+        return await self.store.delete(sorted(orphans))
 
 
 async def load_all(items: Iterable[Mapping[str, Any] | None]) -> None:

@@ -10,13 +10,14 @@ the very same bytes on a retry, so a commit whose answer was lost is applied onc
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .batch import key_identity
 from .errors import InvalidTransaction, TransactionCanceled
 from .marshal import Decoder, WireItem, decoder, wire_item_size
+from .offload import Uploads, together
 from .transport import Dispatcher
 
 __all__ = [
@@ -43,12 +44,21 @@ class TxAction:
     ``kind`` is ``Put``, ``Update``, ``Delete`` or ``ConditionCheck``; ``body`` the action's
     wire fields; ``key`` the wire key (for a put, the whole item: its key attributes are
     picked out with the table's schema).
+
+    A put of a table with offloaded attributes (``asyncdyn.large``) is ``stage``d by
+    ``Client.transact_write`` once the table's key names are known (its object keys name
+    the item): that gives the action sent, whose ``uploads`` are done before the
+    transaction is, and whose orphans are deleted when it is cancelled.
     """
 
     kind: str
     table: str
     body: Mapping[str, Any]
     key: WireItem
+    stage: Callable[[Sequence[str]], TxAction] | None = field(
+        default=None, kw_only=True, compare=False, repr=False
+    )
+    uploads: Uploads | None = field(default=None, kw_only=True, compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -149,6 +159,11 @@ async def transact_write(
     if token is not None and not 1 <= len(token) <= 36:
         raise InvalidTransaction("a ClientRequestToken is 1 to 36 characters")
     items = [{action.kind: action.body} for action in actions]
+    # Offloaded attributes go to S3 first (content-addressed: nothing live is overwritten);
+    # an upload S3 refuses raises OffloadError and nothing is sent.
+    uploads = [action.uploads for action in actions if action.uploads is not None]
+    if uploads:
+        await together([staged.run() for staged in uploads])
     budget = dispatcher.retry.start()
     while True:
         payload = {
@@ -162,9 +177,26 @@ async def transact_write(
         except TransactionCanceled as exc:
             if not (retry_conflicts and _transient(exc)):
                 name_cancelled(exc, actions, key_names)
+                if uploads:
+                    await _discard_uploads(exc, actions)
                 raise
             await dispatcher.backoff(exc, budget)
             token = None
+
+
+async def _discard_uploads(error: TransactionCanceled, actions: Sequence[TxAction]) -> None:
+    """A cancelled transaction applied nothing: each put's uploads that its item, as it
+    stands, does not refer to are orphans. The item is the one the cancellation returned
+    (``returns_on_failure="ALL_OLD"`` on a failed condition), else read now; an object the
+    item refers to is live (the same bytes written before) and stays."""
+    calls: list[Awaitable[int]] = []
+    for position, action in enumerate(actions):
+        if action.uploads is None:
+            continue
+        reason = error.reasons[position] if position < len(error.reasons) else None
+        item = None if reason is None else reason.item
+        calls.append(action.uploads.discard(item, seen=item is not None))
+    await together(calls)
 
 
 async def transact_get(

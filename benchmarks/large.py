@@ -4,10 +4,12 @@ Against moto on loopback (one process serves both S3 and DynamoDB): each round w
 ``--items`` items, ``--concurrency`` at a time, each with a fresh 1 MB ``blob`` (random
 bytes, so compression has nothing to win) that goes to S3 before its PutItem; then reads
 them back with ``get`` (the object fetched from S3), then with ``fetch="lazy"`` (only the
-item). For scale, ``s3 put_object`` is aiobotocore alone uploading the same 1 MB bodies
-(no DynamoDB write): the floor under ``put``. Reported per phase: items/s, MB/s of
-attribute payload, and the client's CPU per item (``time.process_time`` of this process;
-the server runs in its own).
+item); then writes ``--items`` more with one ``batch_write`` call and again through one
+``writer()`` fed by a single task (uploads in the background, ``--concurrency`` at once,
+each request joining a BatchWriteItem once its object is in S3). For scale,
+``s3 put_object`` is aiobotocore alone uploading the same 1 MB bodies (no DynamoDB write):
+the floor under ``put``. Reported per phase: items/s, MB/s of attribute payload, and the
+client's CPU per item (``time.process_time`` of this process; the server runs in its own).
 
     python -m benchmarks.large --items 64 --rounds 5
 """
@@ -47,6 +49,14 @@ async def phase(
     cpu = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(bounded(i) for i in range(count)))
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+async def timed(call: Awaitable[None]) -> tuple[float, float]:
+    """Wall seconds and client CPU seconds of one call."""
+    cpu = time.process_time()
+    started = time.perf_counter()
+    await call
     return time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -118,6 +128,8 @@ async def measure(
         "put": [],
         "get": [],
         "get lazy": [],
+        "batch_write": [],
+        "writer": [],
     }
     for round_ in range(args.rounds + 1):  # round 0 warms the pools up
         blobs = [os.urandom(size) for _ in range(args.items)]
@@ -137,6 +149,27 @@ async def measure(
             measured = await phase(args.items, args.concurrency, one)
             if round_:
                 results[name].append(measured)
+
+        # New keys each round: a batch write never deletes superseded objects anyway.
+        batch = [
+            {"PK": f"BATCH#{round_}#{i}", "SK": "V", "blob": os.urandom(size)}
+            for i in range(args.items)
+        ]
+        measured = await timed(eager.batch_write(puts=batch))
+        fed = [
+            {"PK": f"WRITER#{round_}#{i}", "SK": "V", "blob": os.urandom(size)}
+            for i in range(args.items)
+        ]
+
+        async def write_all(items: list[dict[str, Any]] = fed) -> None:
+            async with eager.writer(max_in_flight=args.concurrency) as w:
+                for item in items:
+                    await w.put(item)
+
+        written = await timed(write_all())
+        if round_:
+            results["batch_write"].append(measured)
+            results["writer"].append(written)
 
     print(
         f"\n{args.items} items x {args.size_mb} MB attribute, {args.concurrency} in flight, "

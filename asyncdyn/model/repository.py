@@ -272,7 +272,9 @@ class Repository:
         if locked is not None:
             condition = locked if condition is None else locked & condition
         action = self.table.tx_put(item, condition=condition)
-        return EntityAction(action.kind, action.table, action.body, action.key, written)
+        return EntityAction(
+            action.kind, action.table, action.body, action.key, written, stage=action.stage
+        )
 
     def tx_delete(self, ref: Any, *, condition: ConditionArg = None) -> TxAction:
         """A delete for ``db.transact_write`` (a ``Ref``, or an entity: then conditional on

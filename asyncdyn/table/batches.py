@@ -14,6 +14,8 @@ from ..batch import (
     Identity,
     Lane,
     Outcome,
+    Prepare,
+    Prerequisite,
     aligned,
     delete_entry,
     fetch_all,
@@ -27,6 +29,7 @@ from ..batch import (
 from ..errors import (
     UnprocessedKeysError,
 )
+from ..large import LargeAttributes
 from .core import (
     Attributes,
     Item,
@@ -161,6 +164,11 @@ class Batches(TableCore):
         If some requests still cannot be written, ``UnprocessedItemsError`` lists exactly
         those; all the others are written. ``rate`` caps this call at that many items per
         second. Needs the table's key schema (one DescribeTable per client).
+
+        With large attributes (``asyncdyn.large``) every put is compressed, and offloaded
+        values go to S3 before their request is sent: a put whose upload fails is listed
+        in ``UnprocessedItemsError`` (``failures`` gives its ``OffloadError``). Objects that
+        a put or delete supersedes are not deleted (no old image): ``remove_superseded``.
         """
         schema = await self.key_schema()
         lane = self._write_lane(schema.names, rate)
@@ -187,7 +195,9 @@ class Batches(TableCore):
         ``max_concurrency``); ``buffer`` the requests queued or in flight before ``put``
         waits (default: two chunks per slot); ``rate`` caps it at that many items per
         second; ``skip_invalid`` records bad items in ``w.rejected`` instead of raising.
-        See ``BatchWriter``.
+        Offloaded values are uploaded in the background, at most ``max_in_flight`` at once
+        (``put`` waits beyond that), each request sent once its uploads are done, as in
+        ``batch_write``. See ``BatchWriter``.
         """
         in_flight = self._client.max_concurrency if max_in_flight is None else max_in_flight
 
@@ -205,8 +215,13 @@ class Batches(TableCore):
 
     def _write_lane(self, key_names: tuple[str, ...], rate: float | None) -> Lane:
         """The lane of this table's batch writes; with an item cache, it drops the entry of
-        every key it writes (``BatchWriter`` calls it before and after each request)."""
+        every key it writes (``BatchWriter`` calls it before and after each request); with
+        large attributes, it compresses each put and offloads what its size calls for."""
         lane = write_lane(self._client._batch, self.name, key_names, rate=rate)
+        large = self._large
+        if large is not None:
+            large.check_key(key_names, self.name)
+            lane.prepare = self._batch_prepare(large, key_names)
         cache = self._cache
         if cache is not None:
             # Lane identities follow the schema's key order; the cache's, sorted names.
@@ -218,3 +233,19 @@ class Batches(TableCore):
 
             lane.invalidate = invalidate
         return lane
+
+    def _batch_prepare(self, large: LargeAttributes, key_names: tuple[str, ...]) -> Prepare:
+        """How a batch put of this table is written: compressed, and its offloaded
+        attributes, when the item is over their threshold, replaced by references to
+        objects the writer uploads before the request joins a BatchWriteItem. BatchWriteItem
+        returns no old image: objects a put supersedes (and those of a delete) are left for
+        ``remove_superseded`` or a bucket sweep (docs/large-items.md)."""
+        if not large.offload:
+            return lambda item: (large.prepare(item), None)
+        store = self._client._offload_store
+        name = self.name
+
+        def prepare(item: Mapping[str, Any]) -> tuple[Mapping[str, Any], Prerequisite | None]:
+            return large.plan(store(), name, key_names, large.prepare(item))
+
+        return prepare

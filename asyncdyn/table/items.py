@@ -282,7 +282,7 @@ class Items(Actions):
         self._check_large("condition", condition, names)
         key_names = (await self.key_schema()).names
         large.check_key(key_names, self.name)
-        prepared, referenced = await large.offload_item(
+        prepared, referenced, _ = await large.offload_item(
             self._client._offload_store(), self.name, key_names, large.prepare(item)
         )
         wire = self._item(prepared, prepared=True)

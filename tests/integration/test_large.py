@@ -34,6 +34,8 @@ from asyncdyn import (
     S3Offload,
     Table,
     TableNotFound,
+    TransactionCanceled,
+    UnprocessedItemsError,
     remove_superseded,
 )
 from asyncdyn.local import LocalServer
@@ -342,6 +344,93 @@ async def test_conditions_on_offloaded_attributes_are_refused_before_sending(
         await table.delete(key, condition="attribute_exists(blob)")
 
 
+async def test_batch_write_offloads_1_mb_attributes(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    big = {f"DOC#{i}": os.urandom(MB) for i in range(3)}
+    puts = [{"PK": pk, "SK": "V", "blob": blob} for pk, blob in big.items()]
+    puts += [{"PK": "DOC#s1", "SK": "V", "blob": b"small"}, {"PK": "DOC#s2", "SK": "V"}]
+
+    await table.batch_write(puts=puts)
+
+    stored = await objects(s3, bucket)
+    for pk, blob in big.items():
+        digest = hashlib.sha256(blob).hexdigest()
+        path = f"offload/{table.name}/{pk.replace('#', '%23')}/V/blob/{digest}"
+        assert stored[path] == blob
+        raw = await raw_item(db, table, {"PK": pk, "SK": "V"})
+        assert raw["blob"]["M"]["key"] == {"S": path}
+    assert len(stored) == 3
+    assert (await raw_item(db, table, {"PK": "DOC#s1", "SK": "V"}))["blob"] == {"B": "c21hbGw="}
+    got = await table.batch_get([{"PK": p["PK"], "SK": "V"} for p in puts])
+    assert got == puts
+
+
+async def test_the_writer_offloads_20_items_and_reports_a_failed_upload(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table()
+    # Two attributes to two buckets: "bad" goes to one that does not exist, so only the
+    # items big enough to offload it fail -- the others are written.
+    table = db.table(
+        made.name,
+        large=LargeAttributes(
+            offload={
+                "blob": S3Offload(bucket, "w/", threshold=100_000),
+                "bad": S3Offload(f"missing-{uuid.uuid4().hex[:8]}", threshold=100_000),
+            }
+        ),
+    )
+    items = [{"PK": f"DOC#{i:02d}", "SK": "V", "blob": os.urandom(MB)} for i in range(20)]
+    doomed = {"PK": "DOC#bad", "SK": "V", "bad": os.urandom(300_000)}
+
+    with pytest.raises(UnprocessedItemsError) as caught:
+        async with table.writer() as w:
+            for item in [*items[:10], doomed, *items[10:]]:
+                await w.put(item)
+
+    assert caught.value.puts == [doomed] and not caught.value.maybe_applied
+    ((failed, cause),) = caught.value.failures
+    assert failed == doomed and isinstance(cause, OffloadError)
+    assert cause.item_key == {"PK": "DOC#bad", "SK": "V"} and cause.attribute == "bad"
+    assert w.stats.written == 20 and w.stats.unprocessed == 1
+    assert len(await objects(s3, bucket)) == 20
+    got = await table.batch_get([{"PK": i["PK"], "SK": "V"} for i in [*items, doomed]])
+    assert got == [*items, None]
+
+
+@pytest.mark.moto_only
+async def test_tx_put_offloads_a_1_mb_attribute(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    key = {"PK": "DOC#1", "SK": "V"}
+    blob = os.urandom(MB)
+    await table.put({**key, "n": 1})
+
+    await db.transact_write(
+        [
+            table.tx_put({**key, "blob": blob, "n": 2}, condition=Attr("n").eq(1)),
+            table.tx_put({"PK": "DOC#2", "SK": "V", "blob": b"small"}),
+        ]
+    )
+
+    digest = hashlib.sha256(blob).hexdigest()
+    assert await objects(s3, bucket) == {f"offload/{table.name}/DOC%231/V/blob/{digest}": blob}
+    assert set((await raw_item(db, table, key))["blob"]) == {"M"}
+    assert await table.get(key) == {**key, "blob": blob, "n": 2}
+
+    # Cancelled by its condition: the new upload, referred to by nothing, goes; the live
+    # object stays.
+    with pytest.raises(TransactionCanceled):
+        await db.transact_write(
+            [table.tx_put({**key, "blob": os.urandom(MB), "n": 3}, condition=Attr("n").eq(1))]
+        )
+    assert list(await objects(s3, bucket)) == [f"offload/{table.name}/DOC%231/V/blob/{digest}"]
+    assert await table.get(key) == {**key, "blob": blob, "n": 2}
+
+
 @pytest.mark.moto_only
 async def test_stream_cleanup_deletes_objects_of_writes_made_elsewhere(
     db: Client, make_table: MakeTable, s3: Any, bucket: str
@@ -483,6 +572,33 @@ async def test_entities_compress_and_offload_their_fields(db: Client, s3: Any, b
     assert got is not None and got.scan == b"\x01" * 300_000
     await repo.delete(Doc.ref(doc_id="1", version_no=1))
     assert await objects(s3, bucket) == {}
+
+
+async def test_entity_batch_paths_and_transactions_offload(
+    db: Client, s3: Any, bucket: str
+) -> None:
+    shelf, Doc = _design(bucket)
+    repo = shelf.bind(db)
+    await repo.create_table()
+    docs = [
+        Doc(doc_id=str(i), version_no=1, body=f"text {i}", scan=os.urandom(MB)) for i in range(5)
+    ]
+    try:
+        async with repo.writer() as w:
+            for doc in docs[:3]:
+                await w.put(doc)
+        await repo.batch_write(puts=[docs[3]])
+        await db.transact_write([repo.tx_put(docs[4])])  # s3 runs on moto: it has transactions
+
+        stored = await objects(s3, bucket)
+        assert len(stored) == 5 and all(body[0] == 0x10 for body in stored.values())
+        for doc in docs:
+            raw = await raw_item(db, repo.table, {"PK": f"DOC#{doc.doc_id}", "SK": "V#0001"})
+            assert set(raw["scan"]) == {"M"}
+        got = await repo.batch_get([Doc.ref(doc_id=d.doc_id, version_no=1) for d in docs])
+        assert got == docs
+    finally:
+        await db.delete_table(repo.table.name, wait=False)
 
 
 async def test_entity_compression_on_both_servers(db: Client) -> None:

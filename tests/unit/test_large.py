@@ -3,11 +3,15 @@ keys, refusals before sending, and what a compressing table and entity put on th
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import os
 import zlib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
 import pytest
 
 from asyncdyn import (
@@ -19,14 +23,19 @@ from asyncdyn import (
     InvalidItem,
     Key,
     LargeAttributes,
+    OffloadError,
     S3Offload,
+    TransactionCanceled,
+    UnprocessedItemsError,
     compression,
 )
 from asyncdyn.compression import compress_value, decompress_value
+from asyncdyn.credentials import StaticCredentials
 from asyncdyn.model import Design, Entity, field
-from asyncdyn.offload import DEFAULT_THRESHOLD, object_key
-from asyncdyn.testing import ScriptedTransport, answer
+from asyncdyn.offload import DEFAULT_THRESHOLD, S3Store, object_key
+from asyncdyn.testing import ScriptedTransport, answer, error
 
+MB = 1024 * 1024
 TEXT = "a line of text that repeats, as logs and HTML do. " * 200
 
 
@@ -241,3 +250,310 @@ def test_a_damaged_compressed_value_is_a_typed_error() -> None:
     for damaged in (b"\x01not zlib at all", b"\x11\x00\x01", not_text):
         with pytest.raises(CorruptAttribute, match="does not decode|header"):
             decompress_value(damaged, where="Docs.body")
+
+
+# ------------------------------------------------------ offload on the batch write paths
+
+
+class FakeStore(S3Store):
+    """An in-memory S3 for unit tests: ``fail`` names object keys (substrings) whose upload
+    S3 refuses; ``events`` records uploads and deletes in order."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__(
+            region="us-east-1",
+            endpoint_url="http://127.0.0.1:9",
+            credentials=StaticCredentials("a", "b"),
+            max_concurrency=4,
+        )
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.fail: set[str] = set()
+        self.events = events
+        self.gate: asyncio.Event | None = None
+
+    async def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        item_key: Mapping[str, Any] | None = None,
+        attribute: str = "",
+    ) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        await asyncio.sleep(0)
+        if any(part in key for part in self.fail):
+            raise OffloadError(
+                "S3 refused the upload (NoSuchBucket); DynamoDB was not written",
+                bucket=bucket,
+                object_key=key,
+                item_key=item_key,
+                attribute=attribute,
+            )
+        self.objects[(bucket, key)] = bytes(body)
+        self.events.append(f"upload {key}")
+
+    async def delete(self, objects: Iterable[tuple[str, str]]) -> int:
+        gone = 0
+        for found in objects:
+            if self.objects.pop(found, None) is not None:
+                gone += 1
+            self.events.append(f"delete {found[1]}")
+        return gone
+
+
+@pytest.fixture
+def events() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def store(client: Client, events: list[str]) -> FakeStore:
+    fake = FakeStore(events)
+    client._s3 = fake
+    return fake
+
+
+def recording(events: list[str], fail: Callable[[dict[str, Any]], list[Any]] | None = None) -> Any:
+    """A BatchWriteItem / TransactWriteItems answer that records what each request carried."""
+
+    def step(headers: Mapping[str, str], body: bytes) -> Any:
+        payload = orjson.loads(body)
+        operation = headers["X-Amz-Target"].rpartition(".")[2]
+        if operation == "BatchWriteItem":
+            writes = payload["RequestItems"]["Docs"]
+            events.extend(f"write {w['PutRequest']['Item']['PK']['S']}" for w in writes)
+        return answer({})
+
+    return step
+
+
+def blob_table(client: Client, bucket: str = "bkt") -> Any:
+    return client.table(
+        "Docs",
+        key=("PK",),
+        large=LargeAttributes(offload={"blob": S3Offload(bucket, "off/")}),
+    )
+
+
+async def test_batch_write_compresses_every_put(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    table = client.table("Docs", key=("PK",), large=LargeAttributes(compress={"body"}))
+    transport.default = answer({})
+    await table.batch_write(puts=[{"PK": "D1", "body": TEXT}])
+    async with table.writer() as w:
+        await w.put({"PK": "D2", "body": TEXT})
+    for payload in transport.payloads:
+        (write,) = payload["RequestItems"]["Docs"]
+        sent = write["PutRequest"]["Item"]["body"]
+        assert set(sent) == {"B"} and decompress_value(base64.b64decode(sent["B"])) == TEXT
+
+
+async def test_batch_write_uploads_big_items_before_their_batch(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    transport.default = recording(events)
+    big = {f"B{i}": os.urandom(500_000) for i in range(3)}
+    puts = [{"PK": k, "blob": v} for k, v in big.items()] + [
+        {"PK": "S1", "blob": b"small"},
+        {"PK": "S2", "title": "no blob"},
+    ]
+
+    await table.batch_write(puts=puts)
+
+    assert sorted(v for v in store.objects.values()) == sorted(big.values())
+    sent = {
+        w["PutRequest"]["Item"]["PK"]["S"]: w["PutRequest"]["Item"]
+        for payload in transport.payloads
+        for w in payload["RequestItems"]["Docs"]
+    }
+    assert len(sent) == 5
+    for pk, value in big.items():
+        reference = sent[pk]["blob"]["M"]
+        digest = hashlib.sha256(value).hexdigest()
+        assert reference["key"] == {"S": f"off/Docs/{pk}/blob/{digest}"}
+        assert reference["size"] == {"N": str(len(value))}
+    assert sent["S1"]["blob"] == {"B": base64.b64encode(b"small").decode()}
+    # Each upload is done before the BatchWriteItem that refers to it (the small items
+    # need not wait for them).
+    for pk in big:
+        uploaded = next(i for i, e in enumerate(events) if e.startswith(f"upload off/Docs/{pk}/"))
+        assert uploaded < events.index(f"write {pk}")
+
+
+async def test_a_failed_upload_leaves_that_put_unwritten_and_writes_the_others(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    transport.default = recording(events)
+    store.fail = {"/BAD/"}
+    items = [{"PK": f"K{i}", "blob": os.urandom(400_000)} for i in range(4)]
+    bad = {"PK": "BAD", "blob": os.urandom(400_000), "n": 1}
+
+    with pytest.raises(UnprocessedItemsError) as caught:
+        async with table.writer() as w:
+            for item in [*items[:2], bad, *items[2:]]:
+                await w.put(item)
+
+    error = caught.value
+    assert error.puts == [bad] and error.deletes == [] and not error.maybe_applied
+    ((failed, cause),) = error.failures
+    assert failed == bad and isinstance(cause, OffloadError)
+    assert cause.item_key == {"PK": "BAD"} and cause.attribute == "blob"
+    assert isinstance(error.__cause__, OffloadError)
+    assert w.unwritten is error and w.stats.unprocessed == 1 and w.stats.written == 4
+    assert sorted(e for e in events if e.startswith("write")) == [f"write K{i}" for i in range(4)]
+    assert len(store.objects) == 4
+
+
+async def test_a_later_put_of_the_key_wins_over_one_still_uploading(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    transport.default = recording(events)
+    store.gate = asyncio.Event()
+    async with table.writer() as w:
+        await w.put({"PK": "A", "blob": os.urandom(400_000), "v": 1})
+        await w.put({"PK": "A", "blob": b"small", "v": 2})
+        store.gate.set()
+    (payload,) = transport.payloads
+    (write,) = payload["RequestItems"]["Docs"]
+    assert write["PutRequest"]["Item"]["v"] == {"N": "2"}
+    assert w.stats.written == 1 and w.stats.superseded == 1
+
+
+async def test_the_writer_holds_no_more_uploads_than_it_runs(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    transport.default = recording(events)
+    store.gate = asyncio.Event()
+    w = table.writer(max_in_flight=2)
+    await w.__aenter__()
+    await w.put({"PK": "A", "blob": os.urandom(400_000)})
+    await w.put({"PK": "B", "blob": os.urandom(400_000)})
+    third = asyncio.create_task(w.put({"PK": "C", "blob": os.urandom(400_000)}))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not third.done()  # back-pressure: two uploads waiting, the third put waits
+    store.gate.set()
+    await third
+    await w.close()
+    assert w.stats.written == 3 and len(store.objects) == 3
+
+
+async def test_tx_put_uploads_before_the_transaction_is_sent(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    blob = os.urandom(MB)
+
+    def commit(headers: Mapping[str, str], body: bytes) -> Any:
+        events.append("commit")
+        return answer({})
+
+    transport.steps = [commit]
+    action = table.tx_put({"PK": "D1", "blob": blob, "n": 1})
+    assert events == []  # nothing goes to S3 until the transaction runs
+    await client.transact_write([action, table.tx_update({"PK": "D2"}, Attr("n").add(1))])
+
+    digest = hashlib.sha256(blob).hexdigest()
+    assert events == [f"upload off/Docs/D1/blob/{digest}", "commit"]
+    put = transport.payloads[0]["TransactItems"][0]["Put"]
+    assert put["Item"]["blob"]["M"]["key"] == {"S": f"off/Docs/D1/blob/{digest}"}
+    assert put["Item"]["n"] == {"N": "1"}
+    assert store.objects == {("bkt", f"off/Docs/D1/blob/{digest}"): blob}
+
+
+async def test_a_cancelled_transaction_deletes_only_uploads_nothing_refers_to(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    live, fresh = os.urandom(MB), os.urandom(MB)
+    live_key = f"off/Docs/D2/blob/{hashlib.sha256(live).hexdigest()}"
+    live_reference = {
+        "M": {
+            "bucket": {"S": "bkt"},
+            "key": {"S": live_key},
+            "sha256": {"S": hashlib.sha256(live).hexdigest()},
+            "size": {"N": str(MB)},
+            "codec": {"S": "B"},
+        }
+    }
+    cancelled = error(
+        "TransactionCanceledException",
+        "Transaction cancelled",
+        CancellationReasons=[
+            {"Code": "None"},
+            {"Code": "ConditionalCheckFailed", "Item": {"PK": {"S": "D2"}, "blob": live_reference}},
+        ],
+    )
+    # D1: no item came back, so it is read (and it has none of ours); D2: the item that
+    # failed the condition refers to the live bytes, which this put wrote again.
+    transport.steps = [cancelled, answer({"Item": {"PK": {"S": "D1"}}})]
+    with pytest.raises(TransactionCanceled):
+        await client.transact_write(
+            [
+                table.tx_put({"PK": "D1", "blob": fresh}),
+                table.tx_put(
+                    {"PK": "D2", "blob": live},
+                    condition=Attr("n").eq(1),
+                    returns_on_failure="ALL_OLD",
+                ),
+            ]
+        )
+    assert transport.operations == ["TransactWriteItems", "GetItem"]
+    assert transport.payloads[1]["ConsistentRead"] is True
+    assert list(store.objects) == [("bkt", live_key)]  # the orphan went, the live one stays
+
+
+async def test_a_refused_upload_sends_no_transaction(
+    client: Client, transport: ScriptedTransport, store: FakeStore
+) -> None:
+    table = blob_table(client)
+    store.fail = {"/D1/"}
+    with pytest.raises(OffloadError, match="DynamoDB was not written"):
+        await client.transact_write([table.tx_put({"PK": "D1", "blob": os.urandom(MB)})])
+    assert transport.requests == []
+    # Checked when the action is built, not when it runs.
+    with pytest.raises(InvalidItem, match="surrogate"):
+        table.tx_put({"PK": "D1", "blob": "\ud800" * 500_000})
+    with pytest.raises(InvalidExpression, match="blob"):
+        table.tx_put({"PK": "D1", "blob": b"x"}, condition=Attr("blob").exists())
+
+
+async def test_a_writer_cancelled_while_uploading_reports_those_puts_unsent(
+    client: Client, transport: ScriptedTransport, store: FakeStore, events: list[str]
+) -> None:
+    table = blob_table(client)
+    transport.default = recording(events)
+    store.gate = asyncio.Event()  # never set: the uploads hang
+    big = {"PK": "BIG", "blob": os.urandom(400_000)}
+    w = table.writer()
+
+    async def body() -> None:
+        async with w:
+            await w.put({"PK": "SMALL", "blob": b"x"})
+            await w.put(big)
+
+    task = asyncio.create_task(body())
+    await until_true(lambda: bool(w._uploads))
+    # Closing sends what is ready and waits for the upload; cancelled, it stops at once.
+    await until_true(lambda: w._closed and w.stats.written == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert w.unwritten is not None
+    assert w.unwritten.puts == [big] and not w.unwritten.maybe_applied
+    assert events == ["write SMALL"] and store.objects == {}
+
+
+async def until_true(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")

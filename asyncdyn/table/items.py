@@ -60,17 +60,36 @@ class Items(Actions):
         # its own caller at once and nobody else.
         wire = self._key(key)
         if projection is None and self._cache is not None:  # only whole items are cached
+            # The cache holds items as batch reads fill it, large attributes as stored
+            # (compressed, referenced): each read expands a copy of its own.
             item = await self._read_through(
-                wire, consistent, lambda: self._fetch(key, wire, consistent, None)
+                wire, consistent, lambda: self._fetch(key, wire, consistent, None, expand=False)
             )
+            if item is not None and self._large is not None:
+                item = await self._expand_large(item, tuple(key))
             return self._live(item, strip)
         return self._live(await self._fetch(key, wire, consistent, projection), strip)
 
+    async def _expand_large(self, item: Item, key_names: tuple[str, ...]) -> Item:
+        """``item`` (decoded as stored) with its large attributes as every read returns them."""
+        large = self._large
+        assert large is not None
+        item = large.expand(item, self._client._offload_store, key_names)
+        await large.load([item])  # offloaded attributes, from S3
+        return item
+
     async def _fetch(
-        self, key: Mapping[str, Any], wire: WireItem, consistent: bool, projection: Projection
+        self,
+        key: Mapping[str, Any],
+        wire: WireItem,
+        consistent: bool,
+        projection: Projection,
+        *,
+        expand: bool = True,
     ) -> Item | None:
         """The item of one key from DynamoDB (joining a coalesced batch when the client
-        gathers gets), decoded, before ``_live``."""
+        gathers gets), decoded, before ``_live``; its large attributes as stored unless
+        ``expand``."""
         coalescer = self._client._coalescer
         if coalescer is not None:
 
@@ -87,9 +106,8 @@ class Items(Actions):
             item = await coalescer.get(
                 lane, self.name, key, wire, consistent=consistent, projection=projection
             )
-            if item is not None and self._large is not None:
-                item = self._large.expand(item, self._client._offload_store, tuple(key))
-                await self._large.load([item])
+            if expand and item is not None and self._large is not None:
+                item = await self._expand_large(item, tuple(key))
             return item
         request = self._request(Key=wire)
         if consistent:
@@ -100,6 +118,8 @@ class Items(Actions):
         item = data.get("Item")
         if item is None:
             return None
+        if not expand:
+            return self._client._decoder.item(item)
         decoded = self._decode(item)
         if self._large is not None:
             await self._large.load([decoded])  # offloaded attributes, from S3

@@ -475,3 +475,16 @@ def test_local_help_lists_only_its_own_options(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         main(["load", "--help"])
     assert "--endpoint-url" in capsys.readouterr().out
+
+
+def test_docs_cli_lists_every_exit_status_of_the_help() -> None:
+    # docs/cli.md's table says what `asyncdyn --help` says: one row per status it lists.
+    import re
+    from pathlib import Path
+
+    from asyncdyn import cli
+
+    page = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+    helped = re.findall(r"^  (\d+) ", cli._EXIT_CODES, re.MULTILINE)
+    documented = re.findall(r"^\| (\d+) \|", page, re.MULTILINE)
+    assert "7" in helped and helped == documented

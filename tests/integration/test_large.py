@@ -27,6 +27,7 @@ from asyncdyn import (
     ConditionalCheckFailed,
     DanglingReference,
     InvalidExpression,
+    ItemCache,
     Key,
     LargeAttributes,
     Offloaded,
@@ -554,3 +555,33 @@ async def test_the_guide_page_examples_run(db: Client, s3: Any, server: LocalSer
         for name in ("Docs", "Archive", "Library"):
             with contextlib.suppress(TableNotFound):
                 await db.delete_table(name, wait=False)
+
+
+async def test_a_cached_table_serves_offloaded_items_as_a_miss_does(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table()
+    eager = LargeAttributes(offload={"blob": S3Offload(bucket, "offload/")})
+    table = db.table(made.name, cache=ItemCache(), large=eager)
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    first, second = os.urandom(MB), os.urandom(MB)
+    await table.put({**key, "blob": first})
+    before = db.stats().total_requests
+    assert await table.batch_get([key]) == [{**key, "blob": first}]
+    assert await table.get(key) == {**key, "blob": first}  # a hit, its value read back
+    assert await table.get(key) == {**key, "blob": first}
+    # One DynamoDB read, then hits (the S3 reads go through the S3 client, not counted here).
+    assert db.stats().total_requests - before == 1
+    # An offloaded put drops the entry: no stale reference to the object it superseded.
+    await table.put({**key, "blob": second})
+    assert await table.get(key) == {**key, "blob": second}
+    await table.delete(key)
+    assert await table.get(key) is None
+
+    lazy = LargeAttributes(offload={"blob": S3Offload(bucket, "lazy/", fetch="lazy")})
+    other = db.table((await make_table()).name, cache=ItemCache(), large=lazy)
+    await other.put({**key, "blob": first})
+    one, two = await other.get(key), await other.get(key)
+    assert one is not None and two is not None
+    assert isinstance(one["blob"], Offloaded) and one["blob"] is not two["blob"]
+    assert await one["blob"].load() == first and not two["blob"].loaded

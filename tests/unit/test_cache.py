@@ -580,3 +580,30 @@ async def test_get_and_batch_get_share_entries_of_compressed_attributes(
                     assert await table.get({"PK": "d"}) == written, (first, second)
                 else:
                     assert await table.batch_get([{"PK": "d"}]) == [written], (first, second)
+
+
+@pytest.mark.parametrize("numbers", ["auto", "decimal", "float"])
+async def test_stream_records_drop_entries_of_number_and_binary_keys(
+    transport: ScriptedTransport, numbers: Any
+) -> None:
+    # A get keyed 1.0 / a record decoded as 1 (or 1.0, or Decimal("1")): one item, one entry;
+    # a binary key read and recorded as bytes likewise.
+    from decimal import Decimal
+
+    from asyncdyn.marshal import decoder
+
+    decode = decoder(numbers).item
+    transport.default = lambda headers, body: answer(
+        {"Item": {**orjson.loads(body)["Key"], "v": {"N": "1"}}}
+    )
+    async with make_client(transport, cache := ItemCache(), numbers=numbers) as db:
+        nums, bins = db.table("N", key=("id", "at")), db.table("B", key=("b",))
+        for key, wire, table in (
+            ({"id": Decimal("1.0"), "at": 10**5}, {"id": {"N": "1"}, "at": {"N": "1E5"}}, nums),
+            ({"b": b"\x00\xff"}, {"b": {"B": "AP8="}}, bins),
+        ):
+            await table.get(key)
+            assert len(cache) == 1
+            record = Record("MODIFY", decode(wire), None, None, "1", "s", None, "KEYS_ONLY")
+            cache.invalidate_from(record, table=table.name)
+            assert len(cache) == 0, (key, record.keys)

@@ -488,3 +488,12 @@ def test_docs_cli_lists_every_exit_status_of_the_help() -> None:
     helped = re.findall(r"^  (\d+) ", cli._EXIT_CODES, re.MULTILINE)
     documented = re.findall(r"^\| (\d+) \|", page, re.MULTILINE)
     assert "7" in helped and helped == documented
+
+
+def test_load_check_tells_apart_keys_whose_parts_hold_nul() -> None:
+    # --check counts distinct keys by digest: ("a\0", "b") and ("a", "\0b") are two keys
+    # (DynamoDB strings may hold NUL), so two digests, else the count falls one short.
+    from asyncdyn.cli import _digest
+
+    assert _digest(("a\x00", "b")) != _digest(("a", "\x00b"))
+    assert _digest(("a", "b")) == _digest(("a", "b"))

@@ -11,6 +11,7 @@ from ..batch import (
     read_lane,
 )
 from ..errors import (
+    AsyncDynError,
     ConditionalCheckFailed,
     ConfigurationError,
     TransactionCanceled,
@@ -255,7 +256,10 @@ class Items(Actions):
         values: Mapping[str, Any] | None,
         *,
         recognise: Recognise | None = None,
+        read_failed: bool = True,
     ) -> Item | None:
+        """Send a write; a failed condition's ``.item`` is read as a get returns it, unless
+        ``read_failed`` is off (the caller reads it after looking at its references)."""
         _check_choice("returns", returns, allowed)
         _check_choice("returns_on_failure", returns_on_failure, _WRITE_RETURNS)
         self._check_large("condition", condition, names)
@@ -275,14 +279,31 @@ class Items(Actions):
         guard = await self._write_guard(request["Item" if put else "Key"], whole_item=put)
         schema = self._key_schema
         with guard:
-            data = await self._client._dispatcher.call(
-                operation,
-                request,
-                recognise=recognise,
-                key_names=() if schema is None else schema.names,
-            )
+            try:
+                data = await self._client._dispatcher.call(
+                    operation,
+                    request,
+                    recognise=recognise,
+                    key_names=() if schema is None else schema.names,
+                )
+            except ConditionalCheckFailed as exc:
+                if read_failed:
+                    await self._read_failed(exc)
+                raise
         attributes = data.get("Attributes")
         return None if attributes is None else self._decode(attributes)
+
+    async def _read_failed(self, exc: ConditionalCheckFailed) -> None:
+        """``exc.item`` (the stored item, ALL_OLD) with its large attributes as a get returns
+        them: a caller merging it and writing it back (``modify`` after a lost race) must
+        not take compressed bytes for the value. If that read fails, the item stays as
+        stored: the failed condition is the error to report."""
+        if exc.item is None or self._large is None:
+            return
+        try:
+            exc.item = await self._expand_large(dict(exc.item), self._known_key_names())
+        except AsyncDynError:
+            pass
 
     async def _put_offloaded(
         self,
@@ -318,6 +339,7 @@ class Items(Actions):
                 names,
                 values,
                 recognise=self._recogniser(wire),
+                read_failed=False,
             )
         except ConditionalCheckFailed as exc:
             # Our uploads that the item as it stands does not refer to are orphans. Only
@@ -329,6 +351,7 @@ class Items(Actions):
                     await self._client._offload_store().delete(sorted(orphans))
             if returns_on_failure == "NONE":
                 exc.item = None
+            await self._read_failed(exc)
             raise
         await self._supersede(old, referenced, returns)
         return old if returns == "ALL_OLD" else None
@@ -414,4 +437,5 @@ class Items(Actions):
                 operation="UpdateItem",
             )
             failed.item = reason.item
+            await self._read_failed(failed)
             raise failed from exc

@@ -585,3 +585,21 @@ async def test_a_cached_table_serves_offloaded_items_as_a_miss_does(
     assert one is not None and two is not None
     assert isinstance(one["blob"], Offloaded) and one["blob"] is not two["blob"]
     assert await one["blob"].load() == first and not two["blob"].loaded
+
+
+async def test_a_lost_race_names_the_stored_item_as_a_get_returns_it(
+    db: Client, make_table: MakeTable
+) -> None:
+    # put_versioned's ConditionalCheckFailed.item is what modify() merges into and writes
+    # back: its compressed attributes are values, as a get returns them, never the bytes.
+    made = await make_table()
+    table = db.table(made.name, large=LargeAttributes(compress={"body"}, codec="zlib"))
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    body = "the stored sentence. " * 500
+    await table.put_versioned({**key, "body": body})
+    await table.put_versioned({**key, "body": body + "2", "version": 1})
+    with pytest.raises(ConditionalCheckFailed) as caught:
+        await table.put_versioned({**key, "body": "stale", "version": 1})
+    assert caught.value.item == await table.get(key) == {**key, "body": body + "2", "version": 2}
+    written = await table.modify(key, lambda current: {**(current or {}), "n": 1})
+    assert await table.get(key) == written == {**key, "body": body + "2", "version": 3, "n": 1}

@@ -1139,9 +1139,13 @@ async def native_load(
 
 def _digest(identity: tuple[str, ...]) -> bytes:
     """A key's identity in 16 bytes: the check keeps one per distinct key of the input."""
-    return hashlib.blake2b(
-        "\x00".join(identity).encode("utf-8", "surrogatepass"), digest_size=16
-    ).digest()
+    digest = hashlib.blake2b(digest_size=16)
+    for value in identity:
+        data = value.encode("utf-8", "surrogatepass")
+        # Length-prefixed, as part_of_key: a string key may hold the separator itself.
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    return digest.digest()
 
 
 def _rejected_lines(path: Path) -> set[int]:

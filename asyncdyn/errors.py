@@ -6,9 +6,11 @@
     ├── InvalidItem (ValueError)           a value cannot be sent; raised before any I/O
     ├── InvalidExpression (ValueError)     a malformed condition/update/projection; before any I/O
     ├── InvalidCursor (ValueError)         a page cursor that is tampered with or from another query
+    ├── InvalidTransaction (ValueError)    actions that cannot make one transaction; before any I/O
     ├── ConfigurationError (ValueError)    a bad Client / RetryPolicy argument
     │   └── UndeclaredAccess               a strict design's read that is no declared pattern
     ├── TransportError                     the request did not get a readable answer (retryable)
+    │   ├── ClientClosed                   the client was closed (not retried)
     │   ├── RequestTimeout (TimeoutError)  no answer within the timeout
     │   └── ChecksumMismatch               x-amz-crc32 does not match the body
     ├── ServiceError                       DynamoDB answered with an error; .code .message .status
@@ -26,7 +28,9 @@
     │   ├── ServerError                    HTTP 5xx, InternalServerError (retryable)
     │   └── TransactionInProgress          (retryable with the same client token)
     ├── StreamNotEnabled                   the table has no stream; .table
+    ├── NativeTransferError                an S3 export/import did not start or complete; .code .arn
     ├── RetriesExhausted                   attempts or deadline used up; .last_error
+    ├── OutcomeUnknown                     a write's answer was lost and it may have been applied
     ├── UnprocessedKeysError               .partial, .unprocessed
     ├── UnprocessedItemsError              .puts .deletes, .maybe_puts .maybe_deletes
     ├── OffloadError                       S3 refused an offloaded attribute; .bucket .object_key

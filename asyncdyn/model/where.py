@@ -11,7 +11,7 @@ ever needed. Given as a write's ``condition=`` (and combined with ``&``, ``|``, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ConfigurationError
 
@@ -21,7 +21,27 @@ __all__ = ["RANGE_OPS", "FieldCondition", "FieldRef", "Where"]
 RANGE_OPS = frozenset({"eq", "between", "begins_with", "lt", "lte", "gt", "gte"})
 
 
-class Where:
+class _Joins:
+    """``&``, ``|`` and ``~`` of predicates: what a write's ``condition=`` is built with."""
+
+    __slots__ = ()
+
+    def __and__(self, other: Where | FieldCondition) -> FieldCondition:
+        return FieldCondition("and", (_predicate(self), other))
+
+    def __or__(self, other: Where | FieldCondition) -> FieldCondition:
+        return FieldCondition("or", (_predicate(self), other))
+
+    def __invert__(self) -> FieldCondition:
+        return FieldCondition("not", (_predicate(self),))
+
+
+def _predicate(joined: _Joins) -> Where | FieldCondition:
+    # Where and FieldCondition are the only subclasses of _Joins.
+    return cast("Where | FieldCondition", joined)
+
+
+class Where(_Joins):
     """``op`` over ``values`` for the field ``field`` of entity ``entity``."""
 
     __slots__ = ("entity", "field", "op", "values")
@@ -36,17 +56,8 @@ class Where:
         owner = getattr(self.entity, "__name__", "?")
         return f"Where({owner}.{self.field} {self.op} {self.values!r})"
 
-    def __and__(self, other: Where | FieldCondition) -> FieldCondition:
-        return FieldCondition("and", (self, other))
 
-    def __or__(self, other: Where | FieldCondition) -> FieldCondition:
-        return FieldCondition("or", (self, other))
-
-    def __invert__(self) -> FieldCondition:
-        return FieldCondition("not", (self,))
-
-
-class FieldCondition:
+class FieldCondition(_Joins):
     """``Where`` predicates joined by ``op`` (``and``, ``or``, ``not``): a write's condition
     on entity fields, never a key range."""
 
@@ -60,15 +71,6 @@ class FieldCondition:
         if self.op == "not":
             return f"~{self.parts[0]!r}"
         return "(" + f" {self.op} ".join(repr(p) for p in self.parts) + ")"
-
-    def __and__(self, other: Where | FieldCondition) -> FieldCondition:
-        return FieldCondition("and", (self, other))
-
-    def __or__(self, other: Where | FieldCondition) -> FieldCondition:
-        return FieldCondition("or", (self, other))
-
-    def __invert__(self) -> FieldCondition:
-        return FieldCondition("not", (self,))
 
 
 class FieldRef:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from ..errors import (
     AccessDenied,
@@ -43,6 +43,10 @@ from .core import (
 )
 
 __all__ = ["Control"]
+
+
+# An export or an import, as DescribeExport / DescribeImport describe it.
+_Job = TypeVar("_Job", NativeExport, NativeImport)
 
 
 async def _poll(check: Any, timeout: float, message: str) -> None:
@@ -208,22 +212,41 @@ class Control(TableCore):
         export = NativeExport.from_description(data["ExportDescription"])
         if not wait:
             return export
-        export = await poll(
-            lambda: self.describe_export(export.arn),
+        return await self._finished(
+            export,
+            self.describe_export,
+            lambda state: state.status != "COMPLETED",
+            f"export of table {self.name!r} to {location}",
+            on_progress,
+            timeout,
+        )
+
+    async def _finished(
+        self,
+        job: _Job,
+        describe: Callable[[str], Awaitable[_Job]],
+        failed: Callable[[_Job], bool],
+        what: str,
+        on_progress: Callable[[_Job], None] | None,
+        timeout: float | None,
+    ) -> _Job:
+        """An export or import job polled until it ends; ``NativeTransferError`` when it
+        ended ``failed``."""
+        job = await poll(
+            lambda: describe(job.arn),
             lambda state: state.done,
             on_progress=on_progress,
             timeout=timeout,
-            what=f"export {export.arn}",
+            what=f"{what} ({job.arn})",
         )
-        if export.status != "COMPLETED":
+        if failed(job):
             raise NativeTransferError(
-                f"export of table {self.name!r} to {location} is {export.status}: "
-                f"{export.failure or 'no reason given'}",
+                f"{what} is {job.status}: {job.failure or 'no reason given'}",
                 code="Failed",
                 table=self.name,
-                arn=export.arn,
+                arn=job.arn,
             )
-        return export
+        return job
 
     async def describe_export(self, arn: str) -> NativeExport:
         """DescribeExport of an export of this table (or any other: ``arn`` decides)."""
@@ -302,22 +325,17 @@ class Control(TableCore):
         job = NativeImport.from_description(data["ImportTableDescription"], self.name)
         if not wait:
             return job
-        job = await poll(
-            lambda: self.describe_import(job.arn),
-            lambda state: state.done,
-            on_progress=on_progress,
-            timeout=timeout,
-            what=f"import {job.arn}",
+        return await self._finished(
+            job,
+            self.describe_import,
+            # A FAILED import that imported rows is reported by its error count instead.
+            lambda state: (
+                state.status != "COMPLETED" and not (state.status == "FAILED" and state.imported)
+            ),
+            f"import of {location} into table {self.name!r}",
+            on_progress,
+            timeout,
         )
-        if job.status != "COMPLETED" and not (job.status == "FAILED" and job.imported):
-            raise NativeTransferError(
-                f"import of {location} into table {self.name!r} is {job.status}: "
-                f"{job.failure or 'no reason given'}",
-                code="Failed",
-                table=self.name,
-                arn=job.arn,
-            )
-        return job
 
     async def describe_import(self, arn: str) -> NativeImport:
         """DescribeImport of an import into this table."""

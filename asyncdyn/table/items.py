@@ -11,6 +11,7 @@ from ..batch import (
     read_lane,
 )
 from ..errors import (
+    AsyncDynError,
     ConditionalCheckFailed,
     ConfigurationError,
     TransactionCanceled,
@@ -60,17 +61,36 @@ class Items(Actions):
         # its own caller at once and nobody else.
         wire = self._key(key)
         if projection is None and self._cache is not None:  # only whole items are cached
+            # The cache holds items as batch reads fill it, large attributes as stored
+            # (compressed, referenced): each read expands a copy of its own.
             item = await self._read_through(
-                wire, consistent, lambda: self._fetch(key, wire, consistent, None)
+                wire, consistent, lambda: self._fetch(key, wire, consistent, None, expand=False)
             )
+            if item is not None and self._large is not None:
+                item = await self._expand_large(item, tuple(key))
             return self._live(item, strip)
         return self._live(await self._fetch(key, wire, consistent, projection), strip)
 
+    async def _expand_large(self, item: Item, key_names: tuple[str, ...]) -> Item:
+        """``item`` (decoded as stored) with its large attributes as every read returns them."""
+        large = self._large
+        assert large is not None
+        item = large.expand(item, self._client._offload_store, key_names)
+        await large.load([item])  # offloaded attributes, from S3
+        return item
+
     async def _fetch(
-        self, key: Mapping[str, Any], wire: WireItem, consistent: bool, projection: Projection
+        self,
+        key: Mapping[str, Any],
+        wire: WireItem,
+        consistent: bool,
+        projection: Projection,
+        *,
+        expand: bool = True,
     ) -> Item | None:
         """The item of one key from DynamoDB (joining a coalesced batch when the client
-        gathers gets), decoded, before ``_live``."""
+        gathers gets), decoded, before ``_live``; its large attributes as stored unless
+        ``expand``."""
         coalescer = self._client._coalescer
         if coalescer is not None:
 
@@ -87,9 +107,8 @@ class Items(Actions):
             item = await coalescer.get(
                 lane, self.name, key, wire, consistent=consistent, projection=projection
             )
-            if item is not None and self._large is not None:
-                item = self._large.expand(item, self._client._offload_store, tuple(key))
-                await self._large.load([item])
+            if expand and item is not None and self._large is not None:
+                item = await self._expand_large(item, tuple(key))
             return item
         request = self._request(Key=wire)
         if consistent:
@@ -100,6 +119,8 @@ class Items(Actions):
         item = data.get("Item")
         if item is None:
             return None
+        if not expand:
+            return self._client._decoder.item(item)
         decoded = self._decode(item)
         if self._large is not None:
             await self._large.load([decoded])  # offloaded attributes, from S3
@@ -235,7 +256,10 @@ class Items(Actions):
         values: Mapping[str, Any] | None,
         *,
         recognise: Recognise | None = None,
+        read_failed: bool = True,
     ) -> Item | None:
+        """Send a write; a failed condition's ``.item`` is read as a get returns it, unless
+        ``read_failed`` is off (the caller reads it after looking at its references)."""
         _check_choice("returns", returns, allowed)
         _check_choice("returns_on_failure", returns_on_failure, _WRITE_RETURNS)
         self._check_large("condition", condition, names)
@@ -255,14 +279,31 @@ class Items(Actions):
         guard = await self._write_guard(request["Item" if put else "Key"], whole_item=put)
         schema = self._key_schema
         with guard:
-            data = await self._client._dispatcher.call(
-                operation,
-                request,
-                recognise=recognise,
-                key_names=() if schema is None else schema.names,
-            )
+            try:
+                data = await self._client._dispatcher.call(
+                    operation,
+                    request,
+                    recognise=recognise,
+                    key_names=() if schema is None else schema.names,
+                )
+            except ConditionalCheckFailed as exc:
+                if read_failed:
+                    await self._read_failed(exc)
+                raise
         attributes = data.get("Attributes")
         return None if attributes is None else self._decode(attributes)
+
+    async def _read_failed(self, exc: ConditionalCheckFailed) -> None:
+        """``exc.item`` (the stored item, ALL_OLD) with its large attributes as a get returns
+        them: a caller merging it and writing it back (``modify`` after a lost race) must
+        not take compressed bytes for the value. If that read fails, the item stays as
+        stored: the failed condition is the error to report."""
+        if exc.item is None or self._large is None:
+            return
+        try:
+            exc.item = await self._expand_large(dict(exc.item), self._known_key_names())
+        except AsyncDynError:
+            pass
 
     async def _put_offloaded(
         self,
@@ -298,6 +339,7 @@ class Items(Actions):
                 names,
                 values,
                 recognise=self._recogniser(wire),
+                read_failed=False,
             )
         except ConditionalCheckFailed as exc:
             # Our uploads that the item as it stands does not refer to are orphans. Only
@@ -309,6 +351,7 @@ class Items(Actions):
                     await self._client._offload_store().delete(sorted(orphans))
             if returns_on_failure == "NONE":
                 exc.item = None
+            await self._read_failed(exc)
             raise
         await self._supersede(old, referenced, returns)
         return old if returns == "ALL_OLD" else None
@@ -394,4 +437,5 @@ class Items(Actions):
                 operation="UpdateItem",
             )
             failed.item = reason.item
+            await self._read_failed(failed)
             raise failed from exc

@@ -284,3 +284,24 @@ async def test_a_design_gets_a_cache_through_its_table(db: Client) -> None:
         assert (cache.counters.hits, db.stats().cache_hits) == (2, 2)
     finally:
         await db.delete_table(name, wait=False)
+
+
+async def test_get_and_batch_get_share_entries_of_compressed_attributes(
+    cdb: Client, table: Table
+) -> None:
+    # Whichever read filled the entry, both kinds of read return the values as written.
+    from asyncdyn import LargeAttributes
+
+    cached = cdb.table(table.name, large=LargeAttributes(compress={"body", "blob"}))
+    text, data = "a line of text\n" * 300, b"\x00\x01 some bytes " * 300
+    for n, reads in enumerate((("batch_get", "get"), ("get", "batch_get"))):
+        key = {"PK": f"DOC#{n}", "SK": "V"}
+        written = {**key, "body": text, "blob": data}
+        await cached.put(written)
+        before = requests(cdb)
+        for read in reads:
+            if read == "get":
+                assert await cached.get(key) == written, reads
+            else:
+                assert await cached.batch_get([key]) == [written], reads
+        assert requests(cdb) - before == 1  # the second read was a hit

@@ -27,6 +27,7 @@ from asyncdyn import (
     ConditionalCheckFailed,
     DanglingReference,
     InvalidExpression,
+    ItemCache,
     Key,
     LargeAttributes,
     Offloaded,
@@ -670,3 +671,51 @@ async def test_the_guide_page_examples_run(db: Client, s3: Any, server: LocalSer
         for name in ("Docs", "Archive", "Library"):
             with contextlib.suppress(TableNotFound):
                 await db.delete_table(name, wait=False)
+
+
+async def test_a_cached_table_serves_offloaded_items_as_a_miss_does(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    made = await make_table()
+    eager = LargeAttributes(offload={"blob": S3Offload(bucket, "offload/")})
+    table = db.table(made.name, cache=ItemCache(), large=eager)
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    first, second = os.urandom(MB), os.urandom(MB)
+    await table.put({**key, "blob": first})
+    before = db.stats().total_requests
+    assert await table.batch_get([key]) == [{**key, "blob": first}]
+    assert await table.get(key) == {**key, "blob": first}  # a hit, its value read back
+    assert await table.get(key) == {**key, "blob": first}
+    # One DynamoDB read, then hits (the S3 reads go through the S3 client, not counted here).
+    assert db.stats().total_requests - before == 1
+    # An offloaded put drops the entry: no stale reference to the object it superseded.
+    await table.put({**key, "blob": second})
+    assert await table.get(key) == {**key, "blob": second}
+    await table.delete(key)
+    assert await table.get(key) is None
+
+    lazy = LargeAttributes(offload={"blob": S3Offload(bucket, "lazy/", fetch="lazy")})
+    other = db.table((await make_table()).name, cache=ItemCache(), large=lazy)
+    await other.put({**key, "blob": first})
+    one, two = await other.get(key), await other.get(key)
+    assert one is not None and two is not None
+    assert isinstance(one["blob"], Offloaded) and one["blob"] is not two["blob"]
+    assert await one["blob"].load() == first and not two["blob"].loaded
+
+
+async def test_a_lost_race_names_the_stored_item_as_a_get_returns_it(
+    db: Client, make_table: MakeTable
+) -> None:
+    # put_versioned's ConditionalCheckFailed.item is what modify() merges into and writes
+    # back: its compressed attributes are values, as a get returns them, never the bytes.
+    made = await make_table()
+    table = db.table(made.name, large=LargeAttributes(compress={"body"}, codec="zlib"))
+    key = {"PK": "DOC#1", "SK": "V#1"}
+    body = "the stored sentence. " * 500
+    await table.put_versioned({**key, "body": body})
+    await table.put_versioned({**key, "body": body + "2", "version": 1})
+    with pytest.raises(ConditionalCheckFailed) as caught:
+        await table.put_versioned({**key, "body": "stale", "version": 1})
+    assert caught.value.item == await table.get(key) == {**key, "body": body + "2", "version": 2}
+    written = await table.modify(key, lambda current: {**(current or {}), "n": 1})
+    assert await table.get(key) == written == {**key, "body": body + "2", "version": 3, "n": 1}

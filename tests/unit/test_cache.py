@@ -5,6 +5,7 @@ transport: every request the cache saves is a request not in ``transport.operati
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -548,3 +549,61 @@ async def test_batch_writes_find_entries_whatever_the_key_order(
             await w.put({"user": "u", "day": "d"})
         await table.get({"user": "u", "day": "d"})
         assert transport.operations == ["GetItem", "BatchWriteItem"] * 2 + ["GetItem"]
+
+
+# -- the cache and large attributes ----------------------------------------------------------
+
+
+async def test_get_and_batch_get_share_entries_of_compressed_attributes(
+    transport: ScriptedTransport,
+) -> None:
+    # One entry serves both kinds of read: whichever filled it, each returns the value as
+    # written (a str decompressed; bytes decompressed once, never twice).
+    from asyncdyn import LargeAttributes
+    from asyncdyn.compression import compress_value
+
+    text, data = "line of text " * 200, b"\x00\x01 bytes " * 200
+    stored = {
+        "PK": {"S": "d"},
+        "body": {"B": base64.b64encode(compress_value(text, codec="zlib")).decode()},
+        "blob": {"B": base64.b64encode(compress_value(data, codec="zlib")).decode()},
+    }
+    written = {"PK": "d", "body": text, "blob": data}
+    for first, second in (("batch_get", "get"), ("get", "batch_get")):
+        transport.steps = [answer({"Responses": {"Docs": [stored]}}), answer({"Item": stored})]
+        if first == "get":
+            transport.steps.reverse()
+        async with make_client(transport, ItemCache()) as db:
+            table = db.table("Docs", key=("PK",), large=LargeAttributes(compress={"body", "blob"}))
+            for read in (first, second):
+                if read == "get":
+                    assert await table.get({"PK": "d"}) == written, (first, second)
+                else:
+                    assert await table.batch_get([{"PK": "d"}]) == [written], (first, second)
+
+
+@pytest.mark.parametrize("numbers", ["auto", "decimal", "float"])
+async def test_stream_records_drop_entries_of_number_and_binary_keys(
+    transport: ScriptedTransport, numbers: Any
+) -> None:
+    # A get keyed 1.0 / a record decoded as 1 (or 1.0, or Decimal("1")): one item, one entry;
+    # a binary key read and recorded as bytes likewise.
+    from decimal import Decimal
+
+    from asyncdyn.marshal import decoder
+
+    decode = decoder(numbers).item
+    transport.default = lambda headers, body: answer(
+        {"Item": {**orjson.loads(body)["Key"], "v": {"N": "1"}}}
+    )
+    async with make_client(transport, cache := ItemCache(), numbers=numbers) as db:
+        nums, bins = db.table("N", key=("id", "at")), db.table("B", key=("b",))
+        for key, wire, table in (
+            ({"id": Decimal("1.0"), "at": 10**5}, {"id": {"N": "1"}, "at": {"N": "1E5"}}, nums),
+            ({"b": b"\x00\xff"}, {"b": {"B": "AP8="}}, bins),
+        ):
+            await table.get(key)
+            assert len(cache) == 1
+            record = Record("MODIFY", decode(wire), None, None, "1", "s", None, "KEYS_ONLY")
+            cache.invalidate_from(record, table=table.name)
+            assert len(cache) == 0, (key, record.keys)

@@ -475,3 +475,25 @@ def test_local_help_lists_only_its_own_options(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         main(["load", "--help"])
     assert "--endpoint-url" in capsys.readouterr().out
+
+
+def test_docs_cli_lists_every_exit_status_of_the_help() -> None:
+    # docs/cli.md's table says what `asyncdyn --help` says: one row per status it lists.
+    import re
+    from pathlib import Path
+
+    from asyncdyn import cli
+
+    page = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+    helped = re.findall(r"^  (\d+) ", cli._EXIT_CODES, re.MULTILINE)
+    documented = re.findall(r"^\| (\d+) \|", page, re.MULTILINE)
+    assert "7" in helped and helped == documented
+
+
+def test_load_check_tells_apart_keys_whose_parts_hold_nul() -> None:
+    # --check counts distinct keys by digest: ("a\0", "b") and ("a", "\0b") are two keys
+    # (DynamoDB strings may hold NUL), so two digests, else the count falls one short.
+    from asyncdyn.cli import _digest
+
+    assert _digest(("a\x00", "b")) != _digest(("a", "\x00b"))
+    assert _digest(("a", "b")) == _digest(("a", "b"))

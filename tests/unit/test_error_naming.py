@@ -203,3 +203,29 @@ async def test_key_condition_is_left_to_the_server_when_the_key_is_unknown(
     # An index's key is the server's to check: it may span several attributes.
     await shop.query_page(Key("status").eq("PENDING"), index="ByStatus")
     assert transport.operations == ["Query", "Query"]
+
+
+def test_every_error_class_is_in_the_tree_and_the_errors_page() -> None:
+    # The tree atop asyncdyn/errors.py and docs/errors.md's table are where a caller looks
+    # for what to catch: a class raised but listed in neither is one nobody catches.
+    import inspect
+    import re
+    from pathlib import Path
+
+    import asyncdyn
+    from asyncdyn import errors
+
+    tree = (errors.__doc__ or "").split("Retryability")[0]
+    page = (Path(__file__).parents[2] / "docs" / "errors.md").read_text().split("## Bad input")[0]
+    classes = [
+        name
+        for name in errors.__all__
+        if inspect.isclass(getattr(errors, name))
+        and issubclass(getattr(errors, name), errors.AsyncDynError)
+    ]
+    assert "NativeTransferError" in classes
+    for name in classes:
+        assert getattr(asyncdyn, name) is getattr(errors, name), name
+    listed = set(re.findall(r"[─ ](\w+)(?= |$)", tree, re.MULTILINE))
+    assert [n for n in classes if n not in listed] == []
+    assert [n for n in classes if f"`{n}`" not in page] == []

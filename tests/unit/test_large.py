@@ -17,6 +17,7 @@ import pytest
 from asyncdyn import (
     Attr,
     Client,
+    ConditionalCheckFailed,
     ConfigurationError,
     CorruptAttribute,
     InvalidExpression,
@@ -250,6 +251,37 @@ def test_a_damaged_compressed_value_is_a_typed_error() -> None:
     for damaged in (b"\x01not zlib at all", b"\x11\x00\x01", not_text):
         with pytest.raises(CorruptAttribute, match="does not decode|header"):
             decompress_value(damaged, where="Docs.body")
+
+
+async def test_a_failed_conditions_item_is_the_item_as_a_get_returns_it(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    # ConditionalCheckFailed.item (ALL_OLD) holds values, not compressed bytes: modify()
+    # runs its change again on it after a lost race, and puts the result back.
+    table = client.table("Docs", key=("PK",), large=LargeAttributes(compress={"body"}))
+    old, newer = "old text " * 100, "newer text " * 100
+
+    def stored(body: str, version: int) -> dict[str, Any]:
+        packed = base64.b64encode(compress_value(body, codec="zlib")).decode()
+        return {"PK": {"S": "D1"}, "body": {"B": packed}, "version": {"N": str(version)}}
+
+    lost_race = error("ConditionalCheckFailedException", "race", Item=stored(newer, 2))
+    transport.steps = [lost_race]
+    with pytest.raises(ConditionalCheckFailed) as caught:
+        await table.put(
+            {"PK": "D1", "body": "mine"},
+            condition=Attr("version").eq(1),
+            returns_on_failure="ALL_OLD",
+        )
+    assert caught.value.item == {"PK": "D1", "body": newer, "version": 2}
+
+    transport.steps = [answer({"Item": stored(old, 1)}), lost_race, answer({})]
+    written = await table.modify(
+        {"PK": "D1"}, lambda current: {**(current or {}), "body": current["body"] + "!"}
+    )
+    assert written["body"] == newer + "!" and written["version"] == 3
+    sent = transport.payloads[-1]["Item"]
+    assert decompress_value(base64.b64decode(sent["body"]["B"])) == newer + "!"
 
 
 # ------------------------------------------------------ offload on the batch write paths

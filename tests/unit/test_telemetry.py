@@ -521,3 +521,54 @@ asyncio.run(main())
     spans, metric_names = _run(code).splitlines()
     assert spans == "['DynamoDB.GetItem']"
     assert "asyncdyn.requests" in metric_names and "db.client.operation.duration" in metric_names
+
+
+async def test_hot_keys_count_the_same_with_telemetry_on_across_retries_and_resends(
+    otel: Otel,
+) -> None:
+    # Both wrap the read of an answer: telemetry must not change what the sketch counts on
+    # a throttled get, a throttled batch read, or a conditional put whose lost answer is
+    # recognised on its resend (counted once, not once per attempt).
+    from asyncdyn import HotKeys, TransportError
+    from asyncdyn.marshal import encode_item
+
+    item = {"PK": "hot", "v": 1}
+
+    def lost(headers: Any, body: bytes) -> Any:
+        raise TransportError("connection reset after sending")
+
+    async def run(telemetry: Telemetry | None) -> tuple[Any, ...]:
+        transport = ScriptedTransport(
+            [
+                lost,
+                error("ConditionalCheckFailedException", "no", Item=encode_item(item)),
+                throttled(),
+                answer({"Item": encode_item(item)}),
+                throttled(),
+                answer({"Responses": {"T": [encode_item(item)]}, "UnprocessedKeys": {}}),
+            ]
+        )
+        sketch = HotKeys(clock=lambda: 100.0)
+        async with Client(
+            region="eu-west-1",
+            endpoint_url="http://127.0.0.1:9",
+            credentials=(ACCESS_KEY, SECRET),
+            retry=RetryPolicy(max_attempts=3, base=0.0),
+            transport=transport,
+            hot_keys=sketch,
+            telemetry=telemetry or False,
+        ) as db:
+            table = db.table("T", key=("PK",))
+            await table.put(item, condition=Attr("PK").not_exists())
+            assert await table.get({"PK": "hot"}) == item
+            assert await table.batch_get([{"PK": "hot"}]) == [item]
+            assert len(transport.requests) == 6
+            (hot,) = db.stats().hot_keys
+            return hot.key, hot.read_units, hot.write_units, hot.throttles, sketch.skipped
+
+    plain = await run(None)
+    assert plain == ({"PK": "hot"}, 1.0, 1.0, 2, 0)  # two eventually consistent reads
+    assert await run(otel.telemetry()) == plain
+    metrics = otel.metrics()
+    assert _value(metrics["asyncdyn.throttles"], **{"db.operation.name": "GetItem"}) == 1
+    assert _value(metrics["asyncdyn.throttles"], **{"db.operation.name": "BatchGetItem"}) == 1

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .compression import Codec, check_codec, compress_value, decompress_value
-from .errors import ConfigurationError, InvalidExpression, InvalidItem
+from .errors import ConfigurationError, CorruptAttribute, InvalidExpression, InvalidItem
 from .expressions import Condition, Placeholders, Update
 from .marshal import item_size
 from .offload import Offloaded, S3Offload, S3Store, Uploads, is_reference, object_key, together
@@ -151,12 +151,14 @@ class LargeAttributes:
         decode: Callable[[Any], dict[str, Any]],
         store: Callable[[], S3Store],
         key_names: Callable[[], Sequence[str]],
+        table: str = "",
     ) -> Callable[[Any], dict[str, Any]]:
-        """``decode`` (wire item -> item) followed by ``expand``."""
+        """``decode`` (wire item -> item) followed by ``expand`` (``table`` names it in
+        errors)."""
         expand = self.expand
 
         def decode_large(wire: Any) -> dict[str, Any]:
-            return expand(decode(wire), store, key_names())
+            return expand(decode(wire), store, key_names(), table)
 
         return decode_large
 
@@ -165,10 +167,12 @@ class LargeAttributes:
         item: dict[str, Any],
         store: Callable[[], S3Store],
         key_names: Sequence[str] = (),
+        table: str = "",
     ) -> dict[str, Any]:
         """``item`` (decoded) with its compressed attributes decompressed and an
         ``Offloaded`` handle in place of each reference map (in place; returned). The
-        handle knows the item's key (``key_names``) to name it in errors."""
+        handle, and a ``CorruptAttribute``, name the item by its key (``key_names``) and
+        ``table``."""
         for name in self.offload:
             value = item.get(name)
             if value.__class__ is dict and is_reference(value):
@@ -177,7 +181,12 @@ class LargeAttributes:
         for name in self.compress:
             value = item.get(name)
             if value.__class__ is bytes:
-                item[name] = decompress_value(value, where=name)
+                try:
+                    item[name] = decompress_value(value)
+                except CorruptAttribute as exc:  # rare: the item is named only then
+                    key = {n: item[n] for n in key_names if n in item}
+                    where = f"table {table!r}, item {key}" if table else f"item {key}"
+                    raise CorruptAttribute(f"{where}: {exc.args[0]}", name) from exc
         return item
 
     # ---- offload, around a write

@@ -182,7 +182,10 @@ class TableCore:
         if not large.names:
             return  # only an entity's own compressed fields: its codec decodes them
         decode = large.decoder(
-            self._client._decoder.item, self._client._offload_store, self._known_key_names
+            self._client._decoder.item,
+            self._client._offload_store,
+            self._known_key_names,
+            self.name,
         )
         self._decode = decode
         self._decode_items = lambda items: [decode(item) for item in items]
@@ -199,7 +202,9 @@ class TableCore:
             return items
         store = self._client._offload_store
         names = self._known_key_names()
-        out = [None if item is None else large.expand(item, store, names) for item in items]
+        out = [
+            None if item is None else large.expand(item, store, names, self.name) for item in items
+        ]
         await large.load(out)
         return out
 

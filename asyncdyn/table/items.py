@@ -75,7 +75,7 @@ class Items(Actions):
         """``item`` (decoded as stored) with its large attributes as every read returns them."""
         large = self._large
         assert large is not None
-        item = large.expand(item, self._client._offload_store, key_names)
+        item = large.expand(item, self._client._offload_store, key_names, self.name)
         await large.load([item])  # offloaded attributes, from S3
         return item
 

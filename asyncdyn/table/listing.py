@@ -121,7 +121,7 @@ class Listing(TableCore):
                 store, exact_items = self._client._offload_store, _EXACT.items
                 names = self._known_key_names()
                 decode_items = lambda wires: [  # noqa: E731
-                    large.expand(i, store, names) for i in exact_items(wires)
+                    large.expand(i, store, names, self.name) for i in exact_items(wires)
                 ]
 
         def read(data: dict[str, Any]) -> tuple[list[Item], WireKey | None]:

@@ -589,3 +589,20 @@ async def until_true(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("condition never became true")
+
+
+async def test_a_damaged_attribute_read_names_the_table_and_the_key(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    table = client.table("Docs", key=("PK",), large=LargeAttributes(compress={"body"}))
+    damaged = {"PK": {"S": "D1"}, "body": {"B": base64.b64encode(b"\x01not zlib").decode()}}
+    transport.steps = [answer({"Item": damaged})]
+    with pytest.raises(CorruptAttribute) as caught:
+        await table.get({"PK": "D1"})
+    message = str(caught.value)
+    assert caught.value.attribute == "body"
+    assert "'Docs'" in message and "{'PK': 'D1'}" in message and "does not decode" in message
+    transport.steps = [answer({"Items": [damaged], "Count": 1})]
+    with pytest.raises(CorruptAttribute, match=r"'Docs'.*\{'PK': 'D1'\}"):
+        async for _ in table.query(Key("PK").eq("D1")):
+            pass

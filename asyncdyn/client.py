@@ -6,6 +6,7 @@ It builds requests; the dispatcher does the I/O. ``Client.table(name)`` gives a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal
@@ -28,8 +29,10 @@ from .credentials import (
     resolve_region,
 )
 from .errors import (
+    AsyncDynError,
     ConfigurationError,
     TableNotFound,
+    TransactionCanceled,
     UnprocessedKeysError,
 )
 from .hotkeys import HotKeys
@@ -493,14 +496,29 @@ class Client:
                 names = key_names[action.table] if action.kind == "Put" else tuple(action.key)
                 cached.append((cache, action.table, wire_identity(action.key, names)))
         with WriteGuard(cached):
-            await transact_write(
-                self._dispatcher,
-                listed,
-                token=token,
-                retry_conflicts=retry_conflicts,
-                extra=extra,
-                key_names=key_names,
-            )
+            try:
+                await transact_write(
+                    self._dispatcher,
+                    listed,
+                    token=token,
+                    retry_conflicts=retry_conflicts,
+                    extra=extra,
+                    key_names=key_names,
+                )
+            except TransactionCanceled as exc:
+                await self._expand_reasons(exc, listed)
+                raise
+
+    async def _expand_reasons(self, error: TransactionCanceled, actions: list[TxAction]) -> None:
+        """The items of a cancellation's reasons as a ``get`` returns them (large attributes
+        decompressed, offloaded ones read); one that cannot be read stays as stored, since
+        the cancellation is the error to report."""
+        for reason, action in zip(error.reasons, actions, strict=False):
+            table = self.table(action.table)
+            if reason.item is None or table._large is None:
+                continue
+            with contextlib.suppress(AsyncDynError):
+                reason.item = (await table._read_large([dict(reason.item)]))[0]
 
     async def transact_get(self, gets: Iterable[TxGet]) -> list[Item | None]:
         """Read up to 100 items as one consistent snapshot, aligned with ``gets`` (from

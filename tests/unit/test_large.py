@@ -606,3 +606,34 @@ async def test_a_damaged_attribute_read_names_the_table_and_the_key(
     with pytest.raises(CorruptAttribute, match=r"'Docs'.*\{'PK': 'D1'\}"):
         async for _ in table.query(Key("PK").eq("D1")):
             pass
+
+
+async def test_a_cancelled_transactions_items_are_as_a_get_returns_them(
+    client: Client, transport: ScriptedTransport
+) -> None:
+    table = client.table("Docs", key=("PK",), large=LargeAttributes(compress={"body"}))
+    newer = "newer text " * 100
+    packed = base64.b64encode(compress_value(newer, codec="zlib")).decode()
+    transport.steps = [
+        error(
+            "TransactionCanceledException",
+            "Transaction cancelled",
+            CancellationReasons=[
+                {
+                    "Code": "ConditionalCheckFailed",
+                    "Item": {"PK": {"S": "D1"}, "body": {"B": packed}},
+                }
+            ],
+        )
+    ]
+    with pytest.raises(TransactionCanceled) as caught:
+        await client.transact_write(
+            [
+                table.tx_put(
+                    {"PK": "D1", "body": "mine"},
+                    condition=Attr("v").eq(1),
+                    returns_on_failure="ALL_OLD",
+                )
+            ]
+        )
+    assert caught.value.reasons[0].item == {"PK": "D1", "body": newer}

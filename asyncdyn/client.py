@@ -31,6 +31,7 @@ from .credentials import (
 from .errors import (
     AsyncDynError,
     ConfigurationError,
+    ResourceInUse,
     TableNotFound,
     TransactionCanceled,
     UnprocessedKeysError,
@@ -53,6 +54,7 @@ from .schema import (
     LocalIndex,
     StreamView,
     create_table_request,
+    schema_differences,
 )
 from .signing import SigV4Signer
 from .stats import StatsSnapshot
@@ -610,8 +612,13 @@ class Client:
         write_capacity: int | None = None,
         stream: StreamView | None = None,
         wait: bool = True,
+        exist_ok: bool = False,
     ) -> Table:
         """Create a table (and its indexes); with ``wait``, return once it is ACTIVE.
+
+        ``exist_ok=True``: a table of that name that already exists is taken as it is when
+        its key and the indexes asked for agree with the request (other settings are not
+        compared); otherwise ``ConfigurationError`` names the differences.
 
         Keys are ``"PK"`` (a string key) or ``("PK", "N")``. Example::
 
@@ -628,8 +635,19 @@ class Client:
             write_capacity=write_capacity,
             stream=stream,
         )
-        await self._dispatcher.call("CreateTable", request)
         table = self.table(name)
+        try:
+            await self._dispatcher.call("CreateTable", request)
+        except ResourceInUse:
+            if not exist_ok:
+                raise
+            await table.wait_until_active()  # it may still be being created elsewhere
+            differences = schema_differences(request, await table.describe())
+            if differences:
+                raise ConfigurationError(
+                    f"table {name!r} exists, but not as asked: " + "; ".join(differences)
+                ) from None
+            return table
         if wait:
             await table.wait_until_active()
         return table

@@ -18,6 +18,7 @@ __all__ = [
     "Projection",
     "StreamView",
     "create_table_request",
+    "schema_differences",
 ]
 
 KeyType = Literal["S", "N", "B"]
@@ -223,3 +224,39 @@ def create_table_request(
         {"AttributeName": attr, "AttributeType": kind} for attr, kind in definitions.items()
     ]
     return request
+
+
+def _keys_of(schema: Any, types: Mapping[str, str]) -> str:
+    """A key schema as a reader sees it: ``PK (S, HASH), SK (S, RANGE)``."""
+    return ", ".join(
+        f"{k['AttributeName']} ({types.get(k['AttributeName'], '?')}, {k['KeyType']})"
+        for k in schema or ()
+    )
+
+
+def schema_differences(request: Mapping[str, Any], described: Mapping[str, Any]) -> list[str]:
+    """How the table ``described`` (DescribeTable's ``Table``) differs from the one
+    ``request`` (a CreateTable payload) asks for: its key (names, types, roles) and each
+    index asked for. Settings a table may change later (billing, streams, capacity) and
+    indexes it has beyond those asked for are no difference. Empty when they agree."""
+    asked_types = {d["AttributeName"]: d["AttributeType"] for d in request["AttributeDefinitions"]}
+    found_types = {
+        d["AttributeName"]: d["AttributeType"] for d in described.get("AttributeDefinitions") or ()
+    }
+    differences = []
+    asked_key = _keys_of(request["KeySchema"], asked_types)
+    found_key = _keys_of(described.get("KeySchema"), found_types)
+    if asked_key != found_key:
+        differences.append(f"its key is {found_key}, not {asked_key}")
+    for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        found = {i["IndexName"]: i for i in described.get(kind) or ()}
+        for index in request.get(kind) or ():
+            name = index["IndexName"]
+            asked = _keys_of(index["KeySchema"], asked_types)
+            if name not in found:
+                differences.append(f"it has no index {name!r} ({asked})")
+                continue
+            has = _keys_of(found[name].get("KeySchema"), found_types)
+            if has != asked:
+                differences.append(f"its index {name!r} is keyed {has}, not {asked}")
+    return differences

@@ -89,10 +89,13 @@ class Repository:
 
     # -- control plane -------------------------------------------------------------------
 
-    async def create_table(self, *, stream: StreamView | None = None, wait: bool = True) -> None:
+    async def create_table(
+        self, *, stream: StreamView | None = None, wait: bool = True, exist_ok: bool = False
+    ) -> None:
         """Create the table and its global indexes from the design (on-demand capacity);
         ``stream`` turns on a DynamoDB stream of that view (``"NEW_AND_OLD_IMAGES"``...),
-        whose records ``design.parse_record`` reads as entities."""
+        whose records ``design.parse_record`` reads as entities. ``exist_ok=True`` takes an
+        existing table whose key and indexes are the design's (``Client.create_table``)."""
         attrs = self.design.key_attributes
         projections = self.design.projections
         indexes = [
@@ -115,6 +118,7 @@ class Repository:
             indexes=indexes,
             stream=stream,
             wait=wait,
+            exist_ok=exist_ok,
         )
 
     async def describe(self) -> dict[str, Any]:

@@ -37,14 +37,15 @@ def test_quick_start_runs_with_no_aws_configuration(server: LocalServer, tmp_pat
     env["HOME"] = str(home)
     # This checkout's asyncdyn, whatever the venv has installed.
     env["PYTHONPATH"] = str(README.parent)
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "CUSTOMER#123" in done.stdout and "PENDING" in done.stdout
+    for _ in range(2):  # as written, it runs again on the same server
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "CUSTOMER#123" in done.stdout and "PENDING" in done.stdout

@@ -198,3 +198,34 @@ async def test_ttl(table: Table) -> None:
     description = await table.describe_ttl()
     assert description["AttributeName"] == "expires"
     assert description["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
+
+
+async def test_create_table_exist_ok_takes_the_same_table_and_names_another(db: Client) -> None:
+    import uuid
+
+    from asyncdyn import ConfigurationError, GlobalIndex, ResourceInUse
+
+    name = f"t-{uuid.uuid4().hex[:16]}"
+    index = GlobalIndex("GSI1", "GSI1PK", "GSI1SK")
+    table = await db.create_table(name, partition_key="PK", sort_key="SK", indexes=[index])
+    try:
+        await table.put({"PK": "a", "SK": "b"})
+        with pytest.raises(ResourceInUse, match=name):
+            await db.create_table(name, partition_key="PK", sort_key="SK", indexes=[index])
+        again = await db.create_table(
+            name, partition_key="PK", sort_key="SK", indexes=[index], exist_ok=True
+        )
+        assert await again.get({"PK": "a", "SK": "b"}) == {"PK": "a", "SK": "b"}
+        # A table of that name keyed otherwise is no table "as asked": named, not taken.
+        with pytest.raises(ConfigurationError, match=r"exists, but not as asked.*SK"):
+            await db.create_table(name, partition_key="PK", exist_ok=True)
+        with pytest.raises(ConfigurationError, match=r"no index 'GSI2'"):
+            await db.create_table(
+                name,
+                partition_key="PK",
+                sort_key="SK",
+                indexes=[index, GlobalIndex("GSI2", "GSI2PK")],
+                exist_ok=True,
+            )
+    finally:
+        await db.delete_table(name, wait=False)

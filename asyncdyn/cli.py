@@ -438,6 +438,18 @@ def _client(args: argparse.Namespace, **options: Any) -> Client:
     )
 
 
+async def _open(
+    stack: contextlib.AsyncExitStack,
+    args: argparse.Namespace,
+    client: Client | None,
+    **options: Any,
+) -> Client:
+    """``client`` (tests hand one in), else one from the arguments, closed with ``stack``."""
+    if client is not None:
+        return client
+    return await stack.enter_async_context(_client(args, **options))
+
+
 def _run(coroutine: Coroutine[Any, Any, int]) -> int:
     return run(coroutine)
 
@@ -599,7 +611,7 @@ async def run_load(job: LoadJob, console: Console, *, client: Client | None = No
     """Run a prepared load; ``client`` replaces the one built from the arguments (tests)."""
     args = job.args
     async with contextlib.AsyncExitStack() as stack:
-        db = client if client is not None else await stack.enter_async_context(_client(args))
+        db = await _open(stack, args, client)
         key = await _table_key(db, args.table, job.spec, console)
         checkpoint = job.checkpoint
         rows = read_rows(
@@ -913,11 +925,7 @@ async def export(
     line = json_line if args.format == "jsonl" else ddb_json_line
     async with contextlib.AsyncExitStack() as stack:
         # Decimal for every number: exact digits, and no int too wide for JSON encoding.
-        db = (
-            client
-            if client is not None
-            else await stack.enter_async_context(_client(args, numbers="decimal"))
-        )
+        db = await _open(stack, args, client, numbers="decimal")
         table = db.table(args.table)
         description = await table.describe()
         estimate = description.get("ItemCount") or None
@@ -1045,11 +1053,7 @@ async def native_export(
         raise InputError("--from and --to go with --incremental")
     line = ddb_json_line if args.format == "ddb-json" else json_line
     async with contextlib.AsyncExitStack() as stack:
-        db = (
-            client
-            if client is not None
-            else await stack.enter_async_context(_client(args, numbers="decimal"))
-        )
+        db = await _open(stack, args, client, numbers="decimal")
         table = db.table(args.table)
         started = time.monotonic()
         export = await table.export_to_s3(
@@ -1114,7 +1118,7 @@ async def native_load(
         )
     partition, *sort = spec
     async with contextlib.AsyncExitStack() as stack:
-        db = client if client is not None else await stack.enter_async_context(_client(args))
+        db = await _open(stack, args, client)
         started = time.monotonic()
         job = await db.table(args.table).import_from_s3(
             args.native,
@@ -1197,7 +1201,7 @@ async def check_load(
                 )
             rejected |= _rejected_lines(rejects_path)
         async with contextlib.AsyncExitStack() as stack:
-            db = client if client is not None else await stack.enter_async_context(_client(args))
+            db = await _open(stack, args, client)
             key = await _table_key(db, args.table, None, console)
             names = [attribute.name for attribute in key]
             lines = [0] * len(parts)
@@ -1295,11 +1299,7 @@ async def check_export(
     seen: set[bytes] = set()
     items = 0
     async with contextlib.AsyncExitStack() as stack:
-        db = (
-            client
-            if client is not None
-            else await stack.enter_async_context(_client(args, numbers="decimal"))
-        )
+        db = await _open(stack, args, client, numbers="decimal")
         key = await _table_key(db, args.table, None, console)
         names = [attribute.name for attribute in key]
         for part in parts:

@@ -981,10 +981,13 @@ async def test_a_writer_cancelled_while_draining_reports_every_unwritten_request
     fake.gated_from = 0
     before = set(asyncio.all_tasks())
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.1):
+        async with asyncio.timeout(None) as deadline:
             async with client.table("T").writer(max_in_flight=2) as w:
                 for n in range(60):
                     await w.put(item(n))
+                # Counted from here: the block is cancelled while draining, however slowly
+                # a loaded machine accepted the puts.
+                deadline.reschedule(asyncio.get_running_loop().time() + 0.1)
     assert await settle_tasks(before, rounds=3) == set()
     report = w.unwritten
     assert isinstance(report, UnprocessedItemsError)
@@ -1013,10 +1016,11 @@ async def test_a_writer_cancelled_between_retries_reports_only_what_is_unwritten
     fake.gate = asyncio.Event()
     fake.gated_from = 1
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.1):
+        async with asyncio.timeout(None) as deadline:
             async with client.table("T").writer() as w:
                 for n in range(25):
                     await w.put(item(n))
+                deadline.reschedule(asyncio.get_running_loop().time() + 0.1)
     report = w.unwritten
     assert report is not None
     assert by_sk(report.puts) == [3] and by_sk(report.maybe_puts) == [3]
@@ -1052,10 +1056,11 @@ async def test_a_timed_out_writer_block_whose_drain_fails_raises_timeout(
 ) -> None:
     fake.leave = lambda table, k, times: sk(k) == 1
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.05):
+        async with asyncio.timeout(None) as deadline:
             async with client.table("T").writer() as w:
                 for n in range(3):
                     await w.put(item(n))
+                deadline.reschedule(asyncio.get_running_loop().time() + 0.05)
                 await asyncio.sleep(10)
     report = w.unwritten
     assert report is not None

@@ -639,8 +639,12 @@ class OffloadError(AsyncDynError):
     write (DynamoDB was then not written), or a download on a read.
 
     ``bucket`` and ``object_key`` name the object, ``item_key`` the item (its key attributes),
-    ``attribute`` the attribute; the S3 error is the ``__cause__``.
+    ``attribute`` the attribute; the S3 error is the ``__cause__``. On a read, ``partial`` is
+    the answer as far as it goes: every item, the attributes read in place, each one whose
+    object failed still an ``Offloaded`` handle (for a ``batch_get``, aligned with the keys).
     """
+
+    partial: list[dict[str, Any] | None] | None = None
 
     def __init__(
         self,
@@ -668,7 +672,11 @@ class DanglingReference(OffloadError):
 class CorruptAttribute(AsyncDynError, ValueError):
     """A compressed or offloaded attribute whose stored bytes cannot be read back: an unknown
     codec header, a codec that is not installed (zstd without ``zstandard``), or an S3
-    object whose SHA-256 is not the one its reference names. ``attribute`` names it."""
+    object whose SHA-256 is not the one its reference names. ``attribute`` names it;
+    ``partial``, on a read of offloaded attributes, is the answer as far as it goes (as for
+    ``OffloadError``)."""
+
+    partial: list[dict[str, Any] | None] | None = None
 
     def __init__(self, message: str, attribute: str = "") -> None:
         self.attribute = attribute

@@ -13,15 +13,22 @@ its ``field(compress=True)`` / ``field(offload=S3Offload(...))`` fields.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .compression import Codec, check_codec, compress_value, decompress_value
-from .errors import ConfigurationError, CorruptAttribute, InvalidExpression, InvalidItem
+from .errors import (
+    ConfigurationError,
+    CorruptAttribute,
+    InvalidExpression,
+    InvalidItem,
+    OffloadError,
+)
 from .expressions import Condition, Placeholders, Update
 from .marshal import item_size
-from .offload import Offloaded, S3Offload, S3Store, Uploads, is_reference, object_key, together
+from .offload import Offloaded, S3Offload, S3Store, Uploads, is_reference, object_key
 
 __all__ = ["LargeAttributes"]
 
@@ -285,9 +292,14 @@ class LargeAttributes:
 
     async def load(self, items: Iterable[dict[str, Any] | None]) -> None:
         """Replace the eagerly fetched attributes' handles in ``items`` by their values,
-        every object read concurrently (the store's limiter bounds them)."""
+        every object read concurrently (the store's limiter bounds them).
+
+        Every read runs to its end: when some fail, the others' values are in place, each
+        failed attribute keeps its ``Offloaded`` handle (which names the object and can be
+        loaded again), and the first failure is raised with ``partial``, the items so."""
+        listed = list(items)
         pending: list[tuple[dict[str, Any], str, Offloaded]] = []
-        for item in items:
+        for item in listed:
             if item is None:
                 continue
             for name, spec in self.offload.items():
@@ -298,11 +310,29 @@ class LargeAttributes:
             return
         if len(pending) == 1:
             item, name, handle = pending[0]
-            item[name] = self._unpacked(name, await handle.load())
+            try:
+                item[name] = self._unpacked(name, await handle.load())
+            except (OffloadError, CorruptAttribute) as exc:
+                exc.partial = listed
+                raise
             return
-        loaded = await together([handle.load() for _, _, handle in pending])
+        loaded = await asyncio.gather(
+            *(handle.load() for _, _, handle in pending), return_exceptions=True
+        )
+        failed: OffloadError | CorruptAttribute | None = None
         for (item, name, _), value in zip(pending, loaded, strict=True):
-            item[name] = self._unpacked(name, value)
+            if isinstance(value, BaseException):
+                if not isinstance(value, OffloadError | CorruptAttribute):
+                    raise value  # not an object's failure: no partial answer to give
+                failed = failed or value
+                continue
+            try:
+                item[name] = self._unpacked(name, value)
+            except CorruptAttribute as exc:
+                failed = failed or exc
+        if failed is not None:
+            failed.partial = listed
+            raise failed
 
     def _unpacked(self, name: str, value: Any) -> Any:
         # Compressed, then offloaded: the object holds the compressed bytes.

@@ -278,6 +278,30 @@ async def test_a_dangling_reference_names_the_item_and_the_object(
     assert gone in str(caught.value)
 
 
+async def test_a_batch_read_with_one_dangling_reference_answers_the_other_keys(
+    db: Client, make_table: MakeTable, s3: Any, bucket: str
+) -> None:
+    table = await offloading(db, make_table, bucket)
+    values = {f"DOC#{n}": os.urandom(MB) for n in range(3)}
+    for pk, blob in values.items():
+        await table.put({"PK": pk, "SK": "V#1", "blob": blob})
+    gone = next(o for o in await objects(s3, bucket) if "DOC%231" in o)
+    await s3.delete_object(Bucket=bucket, Key=gone)
+
+    keys = [{"PK": pk, "SK": "V#1"} for pk in values]
+    with pytest.raises(DanglingReference) as caught:
+        await table.batch_get(keys)
+    assert caught.value.item_key == keys[1]
+    # Every key is answered or reported: the others' values are read; the failed one keeps
+    # its handle (it names the object, and can be read again).
+    partial = caught.value.partial
+    assert partial is not None and len(partial) == 3
+    assert partial[0] is not None and partial[0]["blob"] == values["DOC#0"]
+    assert partial[2] is not None and partial[2]["blob"] == values["DOC#2"]
+    assert partial[1] is not None and isinstance(partial[1]["blob"], Offloaded)
+    assert partial[1]["blob"].key == gone
+
+
 async def test_lazy_reads_give_a_handle_and_a_handle_writes_back_as_is(
     db: Client, make_table: MakeTable, s3: Any, bucket: str
 ) -> None:

@@ -6,7 +6,6 @@ It builds requests; the dispatcher does the I/O. ``Client.table(name)`` gives a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal
@@ -29,7 +28,6 @@ from .credentials import (
     resolve_region,
 )
 from .errors import (
-    AsyncDynError,
     ConfigurationError,
     ResourceInUse,
     TableNotFound,
@@ -512,15 +510,10 @@ class Client:
                 raise
 
     async def _expand_reasons(self, error: TransactionCanceled, actions: list[TxAction]) -> None:
-        """The items of a cancellation's reasons as a ``get`` returns them (large attributes
-        decompressed, offloaded ones read); one that cannot be read stays as stored, since
-        the cancellation is the error to report."""
+        """The items of a cancellation's reasons as a ``get`` returns them (``_as_read``)."""
         for reason, action in zip(error.reasons, actions, strict=False):
-            table = self.table(action.table)
-            if reason.item is None or table._large is None:
-                continue
-            with contextlib.suppress(AsyncDynError):
-                reason.item = (await table._read_large([dict(reason.item)]))[0]
+            if reason.item is not None:
+                reason.item = await self.table(action.table)._as_read(reason.item)
 
     async def transact_get(self, gets: Iterable[TxGet]) -> list[Item | None]:
         """Read up to 100 items as one consistent snapshot, aligned with ``gets`` (from

@@ -8,7 +8,7 @@ module named for it, so each method is written (and documented) once, where its 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, Self
 
 from ..batch import (
@@ -19,6 +19,7 @@ from ..batch import (
 from ..cache import ItemCache, WriteGuard, wire_identity
 from ..coalesce import GetCoalescer
 from ..errors import (
+    AsyncDynError,
     ConfigurationError,
     InvalidExpression,
     InvalidItem,
@@ -194,19 +195,36 @@ class TableCore:
         schema = self._key_schema
         return () if schema is None else schema.names
 
-    async def _read_large(self, items: list[Item | None]) -> list[Item | None]:
-        """Items decoded by an engine (batch, transaction) with their large attributes as
-        every read returns them: decompressed, and offloaded ones read from S3."""
+    async def _read_large(
+        self, items: list[Item | None], key_names: Sequence[str] | None = None
+    ) -> list[Item | None]:
+        """Items decoded as stored (by an engine, a get, a failure's image) with their large
+        attributes as every read returns them: decompressed, and offloaded ones read from
+        S3. ``key_names`` name an item in errors (default: the table's key, when known)."""
         large = self._large
         if large is None:
             return items
         store = self._client._offload_store
-        names = self._known_key_names()
+        names = self._known_key_names() if key_names is None else key_names
         out = [
             None if item is None else large.expand(item, store, names, self.name) for item in items
         ]
         await large.load(out)
         return out
+
+    async def _as_read(self, item: Item) -> Item:
+        """A failure's item as stored (a condition's or a transaction's ALL_OLD image), with
+        its large attributes as a get returns them: a caller merging it and writing it back
+        (``modify`` after a lost race) must not take compressed bytes for the value. If that
+        read fails, the item stays as stored: the failure it came with is the error to
+        report."""
+        if self._large is None:
+            return item
+        try:
+            expanded = (await self._read_large([dict(item)]))[0]
+        except AsyncDynError:
+            return item
+        return item if expanded is None else expanded
 
     def _check_large(
         self, what: str, expression: Any, names: Mapping[str, str] | None = None

@@ -11,7 +11,6 @@ from ..batch import (
     read_lane,
 )
 from ..errors import (
-    AsyncDynError,
     ConditionalCheckFailed,
     ConfigurationError,
     TransactionCanceled,
@@ -64,33 +63,19 @@ class Items(Actions):
             # The cache holds items as batch reads fill it, large attributes as stored
             # (compressed, referenced): each read expands a copy of its own.
             item = await self._read_through(
-                wire, consistent, lambda: self._fetch(key, wire, consistent, None, expand=False)
+                wire, consistent, lambda: self._fetch(key, wire, consistent, None)
             )
-            if item is not None and self._large is not None:
-                item = await self._expand_large(item, tuple(key))
-            return self._live(item, strip)
-        return self._live(await self._fetch(key, wire, consistent, projection), strip)
-
-    async def _expand_large(self, item: Item, key_names: tuple[str, ...]) -> Item:
-        """``item`` (decoded as stored) with its large attributes as every read returns them."""
-        large = self._large
-        assert large is not None
-        item = large.expand(item, self._client._offload_store, key_names, self.name)
-        await large.load([item])  # offloaded attributes, from S3
-        return item
+        else:
+            item = await self._fetch(key, wire, consistent, projection)
+        if item is not None and self._large is not None:
+            (item,) = await self._read_large([item], tuple(key))
+        return self._live(item, strip)
 
     async def _fetch(
-        self,
-        key: Mapping[str, Any],
-        wire: WireItem,
-        consistent: bool,
-        projection: Projection,
-        *,
-        expand: bool = True,
+        self, key: Mapping[str, Any], wire: WireItem, consistent: bool, projection: Projection
     ) -> Item | None:
         """The item of one key from DynamoDB (joining a coalesced batch when the client
-        gathers gets), decoded, before ``_live``; its large attributes as stored unless
-        ``expand``."""
+        gathers gets), decoded, its large attributes as stored, before ``_live``."""
         coalescer = self._client._coalescer
         if coalescer is not None:
 
@@ -104,12 +89,9 @@ class Items(Actions):
                     rate=None,
                 )
 
-            item = await coalescer.get(
+            return await coalescer.get(
                 lane, self.name, key, wire, consistent=consistent, projection=projection
             )
-            if expand and item is not None and self._large is not None:
-                item = await self._expand_large(item, tuple(key))
-            return item
         request = self._request(Key=wire)
         if consistent:
             request["ConsistentRead"] = True
@@ -117,14 +99,7 @@ class Items(Actions):
             _expressions(request, attributes=projection)
         data = await self._call("GetItem", request)
         item = data.get("Item")
-        if item is None:
-            return None
-        if not expand:
-            return self._client._decoder.item(item)
-        decoded = self._decode(item)
-        if self._large is not None:
-            await self._large.load([decoded])  # offloaded attributes, from S3
-        return decoded
+        return None if item is None else self._client._decoder.item(item)
 
     async def put(
         self,
@@ -294,16 +269,9 @@ class Items(Actions):
         return None if attributes is None else self._decode(attributes)
 
     async def _read_failed(self, exc: ConditionalCheckFailed) -> None:
-        """``exc.item`` (the stored item, ALL_OLD) with its large attributes as a get returns
-        them: a caller merging it and writing it back (``modify`` after a lost race) must
-        not take compressed bytes for the value. If that read fails, the item stays as
-        stored: the failed condition is the error to report."""
-        if exc.item is None or self._large is None:
-            return
-        try:
-            exc.item = await self._expand_large(dict(exc.item), self._known_key_names())
-        except AsyncDynError:
-            pass
+        """``exc.item`` with its large attributes as a get returns them (``_as_read``)."""
+        if exc.item is not None:
+            exc.item = await self._as_read(exc.item)
 
     async def _put_offloaded(
         self,
